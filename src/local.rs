@@ -1,0 +1,140 @@
+//! Local mode: serve a configuration file or directory, and hot-reload it on change.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{error, info, warn};
+
+use crate::config::{self, watch, Loaded};
+use crate::model::Gateway;
+use crate::proxy::server::{GatewayHandle, Published, Shared};
+
+/// Options of `weir run`.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// Gateway file or manifest directory.
+    pub config: PathBuf,
+    /// Overrides the settings' port.
+    pub port: Option<u16>,
+    /// Address to bind (default 0.0.0.0).
+    pub bind: IpAddr,
+    /// How often the files are checked.
+    pub watch_interval: Duration,
+}
+
+impl LocalOptions {
+    /// Options with defaults for `config`.
+    pub fn new(config: impl Into<PathBuf>) -> Self {
+        Self {
+            config: config.into(),
+            port: None,
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            watch_interval: watch::DEFAULT_INTERVAL,
+        }
+    }
+}
+
+/// Why local mode could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Routes conflict.
+    #[error(transparent)]
+    Routes(#[from] crate::proxy::router::RouteError),
+    /// A listener could not be bound.
+    #[error("cannot listen: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+/// A running local gateway with its watcher.
+pub struct LocalGateway {
+    /// The listeners.
+    pub handle: GatewayHandle,
+    /// The config watcher; dropping it stops watching.
+    pub watcher: watch::WatchHandle,
+}
+
+fn apply_overrides(mut gw: Gateway, opts: &LocalOptions) -> Gateway {
+    if let Some(p) = opts.port {
+        gw.settings.port = p;
+    }
+    gw
+}
+
+fn log_warnings(loaded: &Loaded) {
+    for w in &loaded.warnings {
+        warn!("{w}");
+    }
+}
+
+/// Loads, serves and starts watching. Returns once listening.
+pub async fn start(opts: LocalOptions) -> Result<LocalGateway, StartError> {
+    let sources = config::read_sources(&opts.config)?;
+    let fp = watch::fingerprint(&sources);
+    let loaded = config::from_sources(&sources, opts.config.is_dir())?;
+    log_warnings(&loaded);
+    let gateway = apply_overrides(loaded.gateway, &opts);
+    let settings = gateway.settings.clone();
+    info!(endpoints = gateway.endpoints.len(), config = %opts.config.display(), "configuration loaded");
+    let shared = Shared::new(gateway, true)?;
+    let handle = GatewayHandle::start(
+        shared.clone(),
+        SocketAddr::new(opts.bind, settings.port),
+        settings.admin_port.map(|p| SocketAddr::new(opts.bind, p)),
+    )
+    .await?;
+    let watcher = watch::spawn(opts.config.clone(), opts.watch_interval, fp, {
+        let shared: Arc<Shared> = shared.clone();
+        let opts = opts.clone();
+        move |result| match result {
+            Ok(loaded) => {
+                log_warnings(&loaded);
+                let n = loaded.gateway.endpoints.len();
+                match shared.publish(apply_overrides(loaded.gateway, &opts)) {
+                    Ok(Published::Swapped(generation)) => {
+                        info!(generation, endpoints = n, "configuration reloaded")
+                    }
+                    Ok(Published::Unchanged) => info!("configuration unchanged; reload skipped"),
+                    Err(e) => error!("reload rejected, previous configuration keeps serving: {e}"),
+                }
+            }
+            Err(e) => error!("reload rejected, previous configuration keeps serving:\n{e}"),
+        }
+    });
+    Ok(LocalGateway {
+        handle,
+        watcher,
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// `weir run`: serve until a signal, then drain for up to `drain`.
+pub async fn run(opts: LocalOptions, drain: Duration) -> Result<(), StartError> {
+    let gw = start(opts).await?;
+    shutdown_signal().await;
+    info!(drain = ?drain, "shutting down");
+    gw.handle.shutdown(drain).await;
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! Why a backend call failed. Every variant counts as a failed backend (DESIGN.md status
+//! table); the variant decides the log text and the metrics outcome.
+
+use bytes::Bytes;
+use http::StatusCode;
+
+/// A failed backend call.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The backend answered with a status other than 200/201.
+    #[error("invalid status code")]
+    Status {
+        /// The backend's status.
+        status: StatusCode,
+        /// Its body (for detailed errors).
+        body: Bytes,
+        /// Its content type.
+        content_type: Option<String>,
+    },
+    /// Could not connect or send.
+    #[error("connection error: {0}")]
+    Connect(String),
+    /// The body could not be read (reset, too large).
+    #[error("reading the answer failed: {0}")]
+    Body(String),
+    /// The body is not valid for the backend's encoding.
+    #[error("decoding the answer failed: {0}")]
+    Decode(String),
+    /// Too many redirects or an unusable `Location`.
+    #[error("redirect error: {0}")]
+    Redirect(String),
+    /// The endpoint deadline passed first.
+    #[error("deadline exceeded")]
+    Timeout,
+}
+
+impl BackendError {
+    /// A short label for metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            BackendError::Status { .. } => "failed_status",
+            BackendError::Connect(_) | BackendError::Redirect(_) => "connection_error",
+            BackendError::Body(_) => "body_error",
+            BackendError::Decode(_) => "decode_error",
+            BackendError::Timeout => "timeout",
+        }
+    }
+}

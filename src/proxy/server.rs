@@ -1,0 +1,303 @@
+//! Listeners and the snapshot hand-off. A request loads the current [`RouteTable`] once and
+//! finishes on it; [`Shared::publish`] swaps in a new one atomically.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::admin;
+use crate::model::{self, Gateway};
+use crate::telemetry::access_log;
+
+use super::backend::{self, HttpClient};
+use super::router::{Lookup, RouteError};
+use super::table::RouteTable;
+use super::{full, pipeline, Body};
+
+/// State shared by every listener: the current table and process-wide flags.
+pub struct Shared {
+    table: ArcSwap<RouteTable>,
+    client: HttpClient,
+    ready: AtomicBool,
+    draining: AtomicBool,
+}
+
+/// What [`Shared::publish`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// A new table with this generation is serving.
+    Swapped(u64),
+    /// The model equals the one serving; nothing was swapped.
+    Unchanged,
+}
+
+impl Shared {
+    /// Compiles `gateway` into the first table. `ready` marks readiness at once (local mode);
+    /// the controller starts unready until its first full list.
+    pub fn new(gateway: Gateway, ready: bool) -> Result<Arc<Self>, RouteError> {
+        let client = backend::new_client();
+        let table = RouteTable::compile(gateway, 1, client.clone())?;
+        Ok(Arc::new(Self {
+            table: ArcSwap::from_pointee(table),
+            client,
+            ready: AtomicBool::new(ready),
+            draining: AtomicBool::new(false),
+        }))
+    }
+
+    /// The current snapshot.
+    pub fn table(&self) -> Arc<RouteTable> {
+        self.table.load_full()
+    }
+
+    /// Compiles and swaps in `gateway` unless it equals the serving model. Compilation
+    /// happens on the caller's thread, off the request path; an error leaves the old table.
+    pub fn publish(&self, gateway: Gateway) -> Result<Published, RouteError> {
+        let current = self.table.load();
+        if current.gateway == gateway {
+            return Ok(Published::Unchanged);
+        }
+        if current.gateway.settings.port != gateway.settings.port
+            || current.gateway.settings.admin_port != gateway.settings.admin_port
+        {
+            warn!("port and adminPort changes take effect after a restart");
+        }
+        let generation = current.generation + 1;
+        let table = RouteTable::compile(gateway, generation, self.client.clone())?;
+        self.table.store(Arc::new(table));
+        Ok(Published::Swapped(generation))
+    }
+
+    /// Marks the gateway ready (or not) for `/__health/ready`.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Ready and not draining.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst) && !self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Readiness turns 503 at once when a shutdown begins.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Which requests a listener answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Endpoints, plus the reserved paths when there is no admin listener.
+    Proxy {
+        /// Serve the reserved paths here too.
+        with_admin: bool,
+    },
+    /// Only the reserved paths.
+    Admin,
+}
+
+/// A running gateway: its listeners and a handle to publish tables and shut down.
+pub struct GatewayHandle {
+    /// Where the proxy listener is bound.
+    pub proxy_addr: SocketAddr,
+    /// Where the admin listener is bound, if any.
+    pub admin_addr: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<Option<Duration>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl GatewayHandle {
+    /// Binds the listeners and starts serving `shared`'s table.
+    pub async fn start(
+        shared: Arc<Shared>,
+        proxy: SocketAddr,
+        admin: Option<SocketAddr>,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = watch::channel(None);
+        let proxy_listener = TcpListener::bind(proxy).await?;
+        let proxy_addr = proxy_listener.local_addr()?;
+        let mut tasks = Vec::new();
+        let mut admin_addr = None;
+        if let Some(addr) = admin {
+            let l = TcpListener::bind(addr).await?;
+            admin_addr = Some(l.local_addr()?);
+            tasks.push(tokio::spawn(
+                accept_loop(l, shared.clone(), Role::Admin, rx.clone())
+                    .instrument(info_span!("admin_listener")),
+            ));
+        }
+        tasks.push(tokio::spawn(
+            accept_loop(
+                proxy_listener,
+                shared.clone(),
+                Role::Proxy {
+                    with_admin: admin.is_none(),
+                },
+                rx,
+            )
+            .instrument(info_span!("proxy_listener")),
+        ));
+        info!(%proxy_addr, ?admin_addr, "listening");
+        Ok(Self {
+            proxy_addr,
+            admin_addr,
+            shared,
+            shutdown: tx,
+            tasks,
+        })
+    }
+
+    /// The shared state (to publish tables).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stops accepting, lets in-flight requests finish for up to `drain`, then returns.
+    pub async fn shutdown(self, drain: Duration) {
+        self.shared.begin_drain();
+        let _ = self.shutdown.send(Some(drain));
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    role: Role,
+    mut shutdown: watch::Receiver<Option<Duration>>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let drain = loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Usually EMFILE: back off instead of spinning.
+                        warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                let svc = service_fn(move |req| {
+                    let shared = shared.clone();
+                    async move { Ok::<_, Infallible>(handle(&shared, role, req, peer).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .serve_connection(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        debug!(%peer, "connection ended: {e}");
+                    }
+                });
+            }
+            changed = shutdown.changed() => {
+                let drain = if changed.is_ok() { *shutdown.borrow() } else { Some(Duration::ZERO) };
+                if let Some(d) = drain { break d; }
+            }
+        }
+    };
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => debug!("all connections drained"),
+        _ = tokio::time::sleep(drain) => warn!("drain timeout reached; closing remaining connections"),
+    }
+}
+
+/// Logs `client disconnected` when a request future is dropped before it finished.
+struct DisconnectGuard<'a> {
+    armed: bool,
+    method: &'a http::Method,
+    path: &'a str,
+}
+
+impl Drop for DisconnectGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            info!(method = %self.method, path = %self.path, "client disconnected");
+        }
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut resp = Response::new(full(Bytes::from_static(text.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+fn request_host(req: &Request<Incoming>) -> Option<String> {
+    let raw = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().host())?;
+    let host = if raw.starts_with('[') {
+        raw.split(']').next().map(|h| format!("{h}]"))?
+    } else {
+        raw.split(':').next()?.to_string()
+    };
+    Some(host.to_ascii_lowercase())
+}
+
+async fn handle(shared: &Shared, role: Role, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let start = Instant::now();
+    let table = shared.table();
+    let settings = table.settings();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let mut guard = DisconnectGuard {
+        armed: true,
+        method: &method,
+        path: &path,
+    };
+    let serve_admin = matches!(role, Role::Admin | Role::Proxy { with_admin: true });
+    let resp = if serve_admin && admin::claims(settings, &path) {
+        admin::handle(shared, settings, req, peer).await
+    } else if role == Role::Admin || model::is_reserved(&path) {
+        plain(StatusCode::NOT_FOUND, "404 page not found")
+    } else {
+        let host = request_host(&req);
+        let m = model::Method::parse(req.method().as_str());
+        match table.router.lookup(host.as_deref(), m, &path) {
+            Lookup::Found(ep, params) => pipeline::handle(&table, &ep, params, req, peer).await,
+            Lookup::MethodNotAllowed => {
+                let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed");
+                r.headers_mut().insert(
+                    settings.flavor.completed_header(),
+                    HeaderValue::from_static("false"),
+                );
+                r
+            }
+            Lookup::NotFound => plain(StatusCode::NOT_FOUND, "404 page not found"),
+        }
+    };
+    guard.armed = false;
+    if settings.access_log {
+        access_log::write(resp.status(), start.elapsed(), peer.ip(), &method, &path);
+    }
+    resp
+}
