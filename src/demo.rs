@@ -49,9 +49,17 @@ async fn upstream(req: Request<Incoming>) -> Result<Response<Body>, Infallible> 
             ]))
         }
         ["reports", "daily.csv"] => {
-            let mut r = Response::new(full(Bytes::from_static(b"day,orders\nmonday,12\ntuesday,17\n")));
-            r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/csv"));
-            r.headers_mut().append(header::SET_COOKIE, header::HeaderValue::from_static("report=daily"));
+            let mut r = Response::new(full(Bytes::from_static(
+                b"day,orders\nmonday,12\ntuesday,17\n",
+            )));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/csv"),
+            );
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                header::HeaderValue::from_static("report=daily"),
+            );
             r
         }
         _ => {

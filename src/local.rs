@@ -22,6 +22,8 @@ pub struct LocalOptions {
     pub bind: IpAddr,
     /// How often the files are checked.
     pub watch_interval: Duration,
+    /// Overrides the settings' `accessLog`.
+    pub access_log: Option<bool>,
 }
 
 impl LocalOptions {
@@ -32,6 +34,7 @@ impl LocalOptions {
             port: None,
             bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             watch_interval: watch::DEFAULT_INTERVAL,
+            access_log: None,
         }
     }
 }
@@ -61,6 +64,9 @@ pub struct LocalGateway {
 fn apply_overrides(mut gw: Gateway, opts: &LocalOptions) -> Gateway {
     if let Some(p) = opts.port {
         gw.settings.port = p;
+    }
+    if let Some(a) = opts.access_log {
+        gw.settings.access_log = a;
     }
     gw
 }
@@ -105,10 +111,7 @@ pub async fn start(opts: LocalOptions) -> Result<LocalGateway, StartError> {
             Err(e) => error!("reload rejected, previous configuration keeps serving:\n{e}"),
         }
     });
-    Ok(LocalGateway {
-        handle,
-        watcher,
-    })
+    Ok(LocalGateway { handle, watcher })
 }
 
 /// Resolves on SIGINT or SIGTERM.

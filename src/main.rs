@@ -10,7 +10,11 @@ use weir::config;
 use weir::local::{self, LocalOptions};
 
 #[derive(Parser)]
-#[command(name = "weir", version, about = "A Kubernetes-native API gateway with KrakenD's aggregation semantics")]
+#[command(
+    name = "weir",
+    version,
+    about = "A Kubernetes-native API gateway with KrakenD's aggregation semantics"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -60,10 +60,16 @@ pub async fn handle(
     if settings.health_enabled && under(&path, &settings.health_path) {
         let sub = &path[settings.health_path.len()..];
         return match sub {
-            "/live" => json_response(StatusCode::OK, json!({"status": "ok", "now": now_rfc3339()})),
+            "/live" => json_response(
+                StatusCode::OK,
+                json!({"status": "ok", "now": now_rfc3339()}),
+            ),
             "" | "/" | "/ready" => {
                 if shared.is_ready() {
-                    json_response(StatusCode::OK, json!({"status": "ok", "now": now_rfc3339()}))
+                    json_response(
+                        StatusCode::OK,
+                        json!({"status": "ok", "now": now_rfc3339()}),
+                    )
                 } else {
                     json_response(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -82,7 +88,9 @@ pub async fn handle(
         return echo(req).await;
     }
     // /__stats: the metrics registry arrives with the operations work; say so plainly.
-    let mut resp = Response::new(full(Bytes::from_static(b"metrics are not available in this build\n")));
+    let mut resp = Response::new(full(Bytes::from_static(
+        b"metrics are not available in this build\n",
+    )));
     *resp.status_mut() = StatusCode::NOT_IMPLEMENTED;
     resp
 }
@@ -91,7 +99,12 @@ async fn echo(req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, ECHO_MAX_BODY).collect().await {
         Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
-        Err(_) => return json_response(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": "body too large"})),
+        Err(_) => {
+            return json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": "body too large"}),
+            )
+        }
     };
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in &parts.headers {

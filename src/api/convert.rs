@@ -175,7 +175,10 @@ pub fn endpoint_to_model(
     let host = spec.host.as_ref().map(|h| h.to_ascii_lowercase());
     if let Some(h) = &host {
         if h.is_empty() || h.contains(['/', ' ', ':']) {
-            cx.err("host", format!("must be a bare host name without port or scheme (got {h:?})"));
+            cx.err(
+                "host",
+                format!("must be a bare host name without port or scheme (got {h:?})"),
+            );
         }
     }
     let timeout = cx.duration("timeout", spec.timeout.as_deref(), settings.timeout);
@@ -236,7 +239,10 @@ pub fn endpoint_to_model(
         let mut hosts = Vec::new();
         match (&b.service, b.hosts.is_empty()) {
             (Some(_), false) => cx.err(f("hosts"), "set either hosts or service, not both"),
-            (None, true) => cx.err(f("hosts"), "a backend needs at least one host (or a service)"),
+            (None, true) => cx.err(
+                f("hosts"),
+                "a backend needs at least one host (or a service)",
+            ),
             (Some(svc), true) => match defaults.namespace {
                 Some(ns) => {
                     let ns = svc.namespace.as_deref().unwrap_or(ns);
@@ -261,7 +267,10 @@ pub fn endpoint_to_model(
             }
         }
         if !b.url_pattern.starts_with('/') {
-            cx.err(f("urlPattern"), format!("must start with '/' (got {:?})", b.url_pattern));
+            cx.err(
+                f("urlPattern"),
+                format!("must start with '/' (got {:?})", b.url_pattern),
+            );
         }
         let url_pattern = UrlTemplate::parse(&b.url_pattern).unwrap_or_else(|e| {
             cx.err(f("urlPattern"), e.to_string());
@@ -276,11 +285,15 @@ pub fn endpoint_to_model(
                 Some(n) if spec.sequential && n < i => {}
                 Some(n) if spec.sequential => cx.err(
                     f("urlPattern"),
-                    format!("{{{name}}} refers to backend {n}, which is not called before backend {i}"),
+                    format!(
+                        "{{{name}}} refers to backend {n}, which is not called before backend {i}"
+                    ),
                 ),
                 Some(_) => cx.err(
                     f("urlPattern"),
-                    format!("{{{name}}} takes a value from an earlier answer; set sequential: true"),
+                    format!(
+                        "{{{name}}} takes a value from an earlier answer; set sequential: true"
+                    ),
                 ),
                 None => cx.err(
                     f("urlPattern"),
@@ -299,11 +312,17 @@ pub fn endpoint_to_model(
         let mut encoding = b.encoding.map(backend_encoding).unwrap_or_default();
         if output == OutputEncoding::NoOp {
             if b.encoding.is_some_and(|e| e != BackendEncodingSpec::NoOp) {
-                cx.err(f("encoding"), "a no-op endpoint passes the answer through; use no-op or leave it out");
+                cx.err(
+                    f("encoding"),
+                    "a no-op endpoint passes the answer through; use no-op or leave it out",
+                );
             }
             encoding = BackendEncoding::NoOp;
         } else if encoding == BackendEncoding::NoOp {
-            cx.err(f("encoding"), "no-op needs the endpoint's outputEncoding to be no-op too");
+            cx.err(
+                f("encoding"),
+                "no-op needs the endpoint's outputEncoding to be no-op too",
+            );
         }
         let mut flatmap = Vec::new();
         for (j, op) in b.flatmap.iter().enumerate() {
@@ -328,7 +347,11 @@ pub fn endpoint_to_model(
             });
         }
         let rate = b.rate_limit.as_ref().and_then(|rl| {
-            let every = cx.duration(&f("rateLimit.every"), rl.every.as_deref(), Duration::from_secs(1));
+            let every = cx.duration(
+                &f("rateLimit.every"),
+                rl.every.as_deref(),
+                Duration::from_secs(1),
+            );
             if every.is_zero() {
                 cx.err(f("rateLimit.every"), "must be greater than zero");
             }
@@ -342,8 +365,16 @@ pub fn endpoint_to_model(
             }
         });
         let circuit_breaker = b.circuit_breaker.as_ref().map(|cb| CircuitBreaker {
-            interval: cx.duration(&f("circuitBreaker.interval"), Some(&cb.interval), Duration::ZERO),
-            timeout: cx.duration(&f("circuitBreaker.timeout"), Some(&cb.timeout), Duration::ZERO),
+            interval: cx.duration(
+                &f("circuitBreaker.interval"),
+                Some(&cb.interval),
+                Duration::ZERO,
+            ),
+            timeout: cx.duration(
+                &f("circuitBreaker.timeout"),
+                Some(&cb.timeout),
+                Duration::ZERO,
+            ),
             max_errors: cb.max_errors,
         });
         let errors = b
@@ -355,7 +386,10 @@ pub fn endpoint_to_model(
             })
             .unwrap_or_default();
         if errors.return_code && spec.backends.len() > 1 {
-            cx.err(f("errors.returnCode"), "returnCode needs an endpoint with a single backend");
+            cx.err(
+                f("errors.returnCode"),
+                "returnCode needs an endpoint with a single backend",
+            );
         }
         backends.push(Backend {
             hosts,
@@ -372,7 +406,10 @@ pub fn endpoint_to_model(
             rate_limit: rate,
             circuit_breaker,
             errors,
-            input_headers: b.input_headers.as_ref().map(|h| NameFilter::from_list(h, true)),
+            input_headers: b
+                .input_headers
+                .as_ref()
+                .map(|h| NameFilter::from_list(h, true)),
             input_query_strings: b
                 .input_query_strings
                 .as_ref()
@@ -412,4 +449,71 @@ pub fn sequential_ref(name: &str) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequential_refs() {
+        assert_eq!(sequential_ref("resp0_id"), Some(0));
+        assert_eq!(sequential_ref("resp12_a.b"), Some(12));
+        assert_eq!(sequential_ref("resp_id"), None);
+        assert_eq!(sequential_ref("resp0_"), None);
+        assert_eq!(sequential_ref("id"), None);
+    }
+
+    #[test]
+    fn endpoint_rate_limits_override_settings() {
+        let inherited = EndpointRateLimit {
+            endpoint: Some(Rate {
+                max_rate: 10,
+                capacity: 10,
+                every: Duration::from_secs(1),
+            }),
+            client: None,
+        };
+        let mut errors = Vec::new();
+        let off = rate_limit(
+            &RateLimitSpec {
+                max_rate: Some(0),
+                ..Default::default()
+            },
+            &inherited,
+            "rl",
+            &mut errors,
+        );
+        assert_eq!(off.endpoint, None);
+        let kept = rate_limit(&RateLimitSpec::default(), &inherited, "rl", &mut errors);
+        assert_eq!(kept.endpoint, inherited.endpoint);
+        let own = rate_limit(
+            &RateLimitSpec {
+                max_rate: Some(5),
+                every: Some("1m".into()),
+                ..Default::default()
+            },
+            &inherited,
+            "rl",
+            &mut errors,
+        );
+        assert_eq!(
+            own.endpoint,
+            Some(Rate {
+                max_rate: 5,
+                capacity: 5,
+                every: Duration::from_secs(60)
+            })
+        );
+        assert!(errors.is_empty());
+        rate_limit(
+            &RateLimitSpec {
+                client_max_rate: Some(1),
+                strategy: Some(RateLimitStrategy::Header),
+                ..Default::default()
+            },
+            &inherited,
+            "rl",
+            &mut errors,
+        );
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].0, "rl.key");
+    }
+}

@@ -124,7 +124,10 @@ pub fn from_sources(sources: &[(PathBuf, Vec<u8>)], is_dir: bool) -> Result<Load
             match header.kind.as_deref() {
                 Some("Endpoint") => {
                     let m: Manifest = parse_doc(path, doc, Some(index))?;
-                    let name = m.metadata.name.unwrap_or_else(|| format!("document {index}"));
+                    let name = m
+                        .metadata
+                        .name
+                        .unwrap_or_else(|| format!("document {index}"));
                     specs.push((format!("{}: Endpoint {name}", path.display()), m.spec));
                 }
                 None => {
@@ -180,7 +183,22 @@ pub fn build(
         }
     }
     errors.extend(model::check_duplicates(&endpoints));
+    if settings.stats_enabled {
+        warnings
+            .push("stats.enabled: /__stats metrics are not implemented in this build yet".into());
+    }
     for ep in &endpoints {
+        let qos = ep.rate_limit != model::EndpointRateLimit::default()
+            || ep
+                .backends
+                .iter()
+                .any(|b| b.rate_limit.is_some() || b.circuit_breaker.is_some());
+        if qos {
+            warnings.push(format!(
+                "{}: endpoint {}: rateLimit/circuitBreaker are validated but not enforced in this build yet",
+                ep.origin, ep.path
+            ));
+        }
         if ep.timeout > model::LONG_TIMEOUT {
             warnings.push(format!(
                 "{}: endpoint {}: timeout: {} is above {}; slow endpoints hold connections and memory",

@@ -98,7 +98,12 @@ impl SettingsFile {
             .rate_limit
             .as_ref()
             .map(|rl| {
-                api::convert::rate_limit(rl, &EndpointRateLimit::default(), "rateLimit", &mut rl_errors)
+                api::convert::rate_limit(
+                    rl,
+                    &EndpointRateLimit::default(),
+                    "rateLimit",
+                    &mut rl_errors,
+                )
             })
             .unwrap_or_default();
         let health_path = self
@@ -112,11 +117,20 @@ impl SettingsFile {
         if timeout.is_zero() {
             err("timeout", "must be greater than zero".into());
         }
-        if !health_path.starts_with('/') || health_path.len() < 2 || health_path.contains(['{', '}']) {
-            err("health.path", format!("must be a plain path starting with '/' (got {health_path:?})"));
+        if !health_path.starts_with('/')
+            || health_path.len() < 2
+            || health_path.contains(['{', '}'])
+        {
+            err(
+                "health.path",
+                format!("must be a plain path starting with '/' (got {health_path:?})"),
+            );
         }
         if let Some((_, model::ClientKey::Param(p))) = &rate_limit.client {
-            err("rateLimit.strategy", format!("param strategy ({p}) only makes sense on an endpoint"));
+            err(
+                "rateLimit.strategy",
+                format!("param strategy ({p}) only makes sense on an endpoint"),
+            );
         }
         if self.admin_port.is_some() && self.admin_port == self.port {
             err("adminPort", "must differ from port".into());

@@ -323,7 +323,9 @@ impl BaseUrl {
             return Err(format!("no host in {s:?}"));
         }
         if prefix.contains(['?', '#']) {
-            return Err(format!("a host URL may not carry a query or fragment: {s:?}"));
+            return Err(format!(
+                "a host URL may not carry a query or fragment: {s:?}"
+            ));
         }
         let uri: http::uri::Authority = authority
             .parse()
@@ -554,7 +556,10 @@ pub fn check_duplicates(endpoints: &[Endpoint]) -> Vec<FieldError> {
                 origin: ep.origin.clone(),
                 endpoint: Some(ep.path.to_string()),
                 field: "path".into(),
-                message: format!("duplicate route {key} (already defined in {})", first.origin),
+                message: format!(
+                    "duplicate route {key} (already defined in {})",
+                    first.origin
+                ),
             });
         } else {
             seen.insert(key, ep);
@@ -578,7 +583,10 @@ mod tests {
     #[test]
     fn base_urls() {
         let b = BaseUrl::parse("http://users.shop:8080/api/").unwrap();
-        assert_eq!((b.https, b.authority.as_str(), b.prefix.as_str()), (false, "users.shop:8080", "/api"));
+        assert_eq!(
+            (b.https, b.authority.as_str(), b.prefix.as_str()),
+            (false, "users.shop:8080", "/api")
+        );
         assert!(BaseUrl::parse("https://x").unwrap().https);
         assert!(BaseUrl::parse("ftp://x").is_err());
         assert!(BaseUrl::parse("http://").is_err());

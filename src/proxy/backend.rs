@@ -388,9 +388,18 @@ mod tests {
     #[test]
     fn resolves_redirect_locations() {
         let cur: Uri = "http://h:1/a/b?x".parse().unwrap();
-        assert_eq!(resolve_location(&cur, "/c").unwrap().to_string(), "http://h:1/c");
-        assert_eq!(resolve_location(&cur, "c").unwrap().to_string(), "http://h:1/a/c");
-        assert_eq!(resolve_location(&cur, "https://o/z").unwrap().to_string(), "https://o/z");
+        assert_eq!(
+            resolve_location(&cur, "/c").unwrap().to_string(),
+            "http://h:1/c"
+        );
+        assert_eq!(
+            resolve_location(&cur, "c").unwrap().to_string(),
+            "http://h:1/a/c"
+        );
+        assert_eq!(
+            resolve_location(&cur, "https://o/z").unwrap().to_string(),
+            "https://o/z"
+        );
     }
 
     #[test]

@@ -118,7 +118,11 @@ pub fn negotiate(accept: Option<&str>) -> OutputEncoding {
 }
 
 /// Renders the merged data. `no-op` never reaches here.
-pub fn render(encoding: OutputEncoding, data: Map<String, Value>, accept: Option<&str>) -> Rendered {
+pub fn render(
+    encoding: OutputEncoding,
+    data: Map<String, Value>,
+    accept: Option<&str>,
+) -> Rendered {
     let encoding = match encoding {
         OutputEncoding::Negotiate => negotiate(accept),
         e => e,

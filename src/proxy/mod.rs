@@ -23,7 +23,9 @@ pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// A body with fixed content.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|e| match e {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|e| match e {})
+        .boxed_unsync()
 }
 
 /// An empty body.

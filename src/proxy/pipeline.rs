@@ -51,7 +51,12 @@ impl Outcome {
         self.failures.is_empty() && !self.timed_out
     }
 
-    fn absorb(&mut self, ep: &CompiledEndpoint, index: usize, result: Result<Map<String, Value>, BackendError>) {
+    fn absorb(
+        &mut self,
+        ep: &CompiledEndpoint,
+        index: usize,
+        result: Result<Map<String, Value>, BackendError>,
+    ) {
         let backend = &ep.backends[index];
         match result {
             Ok(map) => {
@@ -128,7 +133,12 @@ async fn call_backend(
     Err(last)
 }
 
-async fn run_parallel(client: &HttpClient, ep: &CompiledEndpoint, inbound: &Inbound, deadline: Instant) -> Outcome {
+async fn run_parallel(
+    client: &HttpClient,
+    ep: &CompiledEndpoint,
+    inbound: &Inbound,
+    deadline: Instant,
+) -> Outcome {
     let mut outcome = Outcome::default();
     let mut pending: FuturesUnordered<_> = (0..ep.backends.len())
         .map(|i| async move { (i, call_backend(client, ep, i, inbound, &[]).await) })
@@ -161,7 +171,12 @@ async fn run_parallel(client: &HttpClient, ep: &CompiledEndpoint, inbound: &Inbo
     outcome
 }
 
-async fn run_sequential(client: &HttpClient, ep: &CompiledEndpoint, inbound: &Inbound, deadline: Instant) -> Outcome {
+async fn run_sequential(
+    client: &HttpClient,
+    ep: &CompiledEndpoint,
+    inbound: &Inbound,
+    deadline: Instant,
+) -> Outcome {
     let mut outcome = Outcome::default();
     let mut previous: Vec<Option<Map<String, Value>>> = Vec::with_capacity(ep.backends.len());
     for i in 0..ep.backends.len() {
@@ -186,11 +201,18 @@ async fn run_sequential(client: &HttpClient, ep: &CompiledEndpoint, inbound: &In
     outcome
 }
 
-fn text_response(status: StatusCode, body: Bytes, completed_header: &'static str) -> Response<Body> {
+fn text_response(
+    status: StatusCode,
+    body: Bytes,
+    completed_header: &'static str,
+) -> Response<Body> {
     let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(encoding::TEXT));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(encoding::TEXT),
+    );
     h.insert(completed_header, FALSE);
     resp
 }
@@ -210,17 +232,32 @@ pub async fn handle(
         return no_op(table, ep, params, req, peer, deadline).await;
     }
     let (parts, body) = req.into_parts();
-    let body = match tokio::time::timeout_at(deadline, Limited::new(body, MAX_REQUEST_BODY).collect()).await {
+    let body = match tokio::time::timeout_at(
+        deadline,
+        Limited::new(body, MAX_REQUEST_BODY).collect(),
+    )
+    .await
+    {
         Ok(Ok(b)) => b.to_bytes(),
         Ok(Err(e)) => {
-            let too_large = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
+            let too_large = e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
             debug!(endpoint = %ep.model.path, "reading request body failed: {e}");
-            let status = if too_large { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
+            let status = if too_large {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
             return text_response(status, Bytes::new(), completed_header);
         }
         Err(_) => {
             warn!(endpoint = %ep.model.path, "deadline exceeded while reading the request body");
-            return text_response(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new(), completed_header);
+            return text_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Bytes::new(),
+                completed_header,
+            );
         }
     };
     let accept = parts
@@ -262,7 +299,10 @@ pub async fn handle(
     let rendered = encoding::render(ep.model.output_encoding, outcome.data, accept.as_deref());
     let mut resp = Response::new(full(rendered.body));
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(rendered.content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(rendered.content_type),
+    );
     h.insert(completed_header, completed_value(completed));
     if completed {
         if let Some(cc) = &ep.cache_control {
@@ -274,7 +314,12 @@ pub async fn handle(
 
 /// Every backend failed and nothing is usable: 500 (or the backend's code with
 /// `returnCode`), the error text only with `returnErrorMessage`.
-fn failure_response(table: &RouteTable, ep: &CompiledEndpoint, outcome: Outcome, completed_header: &'static str) -> Response<Body> {
+fn failure_response(
+    table: &RouteTable,
+    ep: &CompiledEndpoint,
+    outcome: Outcome,
+    completed_header: &'static str,
+) -> Response<Body> {
     let show = table.settings().return_error_message;
     let first = outcome.failures.into_iter().next();
     if let Some((i, BackendError::Status { status, body, .. })) = &first {
@@ -339,12 +384,20 @@ async fn no_op(
         Ok(Ok(resp)) => resp,
         Ok(Err(e)) => {
             log_failure(ep, backend, &e);
-            let text = if settings.return_error_message { Bytes::from(e.to_string()) } else { Bytes::new() };
+            let text = if settings.return_error_message {
+                Bytes::from(e.to_string())
+            } else {
+                Bytes::new()
+            };
             return text_response(StatusCode::INTERNAL_SERVER_ERROR, text, completed_header);
         }
         Err(_) => {
             warn!(endpoint = %ep.model.path, backend = %backend.label, "deadline exceeded");
-            let text = if settings.return_error_message { Bytes::from("deadline exceeded") } else { Bytes::new() };
+            let text = if settings.return_error_message {
+                Bytes::from("deadline exceeded")
+            } else {
+                Bytes::new()
+            };
             return text_response(StatusCode::INTERNAL_SERVER_ERROR, text, completed_header);
         }
     };
@@ -366,6 +419,11 @@ async fn no_op(
     }
     // KrakenD never claims a no-op answer complete; Weir says whether the backend succeeded.
     let completed = ok && settings.flavor == crate::model::Flavor::Weir;
-    parts.headers.insert(completed_header, completed_value(completed));
-    Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed_unsync())
+    parts
+        .headers
+        .insert(completed_header, completed_value(completed));
+    Response::from_parts(
+        parts,
+        body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
+    )
 }

@@ -163,8 +163,13 @@ mod tests {
             .unwrap();
         r.insert(None, Method::Get, "/users/new", Arc::new("new"))
             .unwrap();
-        r.insert(Some("b.example"), Method::Get, "/users/{id}", Arc::new("b-user"))
-            .unwrap();
+        r.insert(
+            Some("b.example"),
+            Method::Get,
+            "/users/{id}",
+            Arc::new("b-user"),
+        )
+        .unwrap();
         r
     }
 
@@ -179,10 +184,22 @@ mod tests {
     #[test]
     fn matches_method_and_params() {
         let r = router();
-        assert_eq!(found(r.lookup(None, Some(Method::Get), "/users/7")), ("get-user", vec!["7".to_string()]));
-        assert_eq!(found(r.lookup(None, Some(Method::Delete), "/users/7")).0, "del-user");
-        assert_eq!(found(r.lookup(None, Some(Method::Get), "/users/new")).0, "new");
-        assert_eq!(found(r.lookup(None, Some(Method::Post), "/users/7")).0, "405");
+        assert_eq!(
+            found(r.lookup(None, Some(Method::Get), "/users/7")),
+            ("get-user", vec!["7".to_string()])
+        );
+        assert_eq!(
+            found(r.lookup(None, Some(Method::Delete), "/users/7")).0,
+            "del-user"
+        );
+        assert_eq!(
+            found(r.lookup(None, Some(Method::Get), "/users/new")).0,
+            "new"
+        );
+        assert_eq!(
+            found(r.lookup(None, Some(Method::Post), "/users/7")).0,
+            "405"
+        );
         assert_eq!(found(r.lookup(None, None, "/users/7")).0, "405");
         assert_eq!(found(r.lookup(None, Some(Method::Get), "/orders")).0, "404");
     }
@@ -190,9 +207,18 @@ mod tests {
     #[test]
     fn host_routes_take_precedence_then_fall_back() {
         let r = router();
-        assert_eq!(found(r.lookup(Some("b.example"), Some(Method::Get), "/users/1")).0, "b-user");
-        assert_eq!(found(r.lookup(Some("b.example"), Some(Method::Delete), "/users/1")).0, "del-user");
-        assert_eq!(found(r.lookup(Some("c.example"), Some(Method::Get), "/users/1")).0, "get-user");
+        assert_eq!(
+            found(r.lookup(Some("b.example"), Some(Method::Get), "/users/1")).0,
+            "b-user"
+        );
+        assert_eq!(
+            found(r.lookup(Some("b.example"), Some(Method::Delete), "/users/1")).0,
+            "del-user"
+        );
+        assert_eq!(
+            found(r.lookup(Some("c.example"), Some(Method::Get), "/users/1")).0,
+            "get-user"
+        );
     }
 
     #[test]

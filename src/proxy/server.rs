@@ -263,7 +263,12 @@ fn request_host(req: &Request<Incoming>) -> Option<String> {
     Some(host.to_ascii_lowercase())
 }
 
-async fn handle(shared: &Shared, role: Role, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+async fn handle(
+    shared: &Shared,
+    role: Role,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
     let start = Instant::now();
     let table = shared.table();
     let settings = table.settings();

@@ -34,7 +34,14 @@ pub fn format_line(
 
 /// Writes one line to stdout. A closed stdout is ignored: logging never fails a request.
 pub fn write(status: StatusCode, latency: Duration, ip: IpAddr, method: &Method, path: &str) {
-    let mut line = format_line(time::OffsetDateTime::now_utc(), status, latency, ip, method, path);
+    let mut line = format_line(
+        time::OffsetDateTime::now_utc(),
+        status,
+        latency,
+        ip,
+        method,
+        path,
+    );
     line.push('\n');
     let _ = std::io::stdout().lock().write_all(line.as_bytes());
 }
@@ -54,6 +61,9 @@ mod tests {
             &Method::POST,
             "/users",
         );
-        assert_eq!(line, "2017/01/19 - 10:31:27 | 200 |    1.134431ms | ::1 |   POST     /users");
+        assert_eq!(
+            line,
+            "2017/01/19 - 10:31:27 | 200 |    1.134431ms | ::1 |   POST     /users"
+        );
     }
 }
