@@ -1,8 +1,9 @@
 //! Per-backend response manipulation with KrakenD (lura) semantics.
 //!
-//! Every function works on the decoded JSON object of one backend response
-//! and follows the order KrakenD applies them in: `target`, `allow`/`deny`,
-//! `mapping`, `group`, and finally the `flatmap_filter` operations.
+//! Every function works on the decoded JSON object of one backend response.
+//! The pipeline applies them in DESIGN.md's order: `target`, `allow`/`deny`,
+//! `mapping`, `group`; a backend with `flatmap` operations uses them in place
+//! of `allow`/`deny`/`mapping` (see `backend::apply_transforms`).
 //!
 //! Paths are dot separated (`"a.b.c"`). None of these functions panic: a path
 //! step that meets a value of an unexpected type simply does not match.
