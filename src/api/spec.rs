@@ -255,10 +255,10 @@ pub struct BackendSpec {
     /// Detailed errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors: Option<ErrorsSpec>,
-    /// Second-level header filter.
+    /// Second-level header filter: of the headers the endpoint forwards, only these reach this backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_headers: Option<Vec<String>>,
-    /// Second-level query filter.
+    /// Second-level query filter: of the query strings the endpoint forwards, only these reach this backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_query_strings: Option<Vec<String>>,
 }

@@ -186,6 +186,22 @@ impl NameFilter {
         }
     }
 
+    /// What passes both filters: a backend's list filters again what its endpoint forwards.
+    pub fn intersect(&self, second: &NameFilter) -> NameFilter {
+        match (self, second) {
+            (NameFilter::None, _) | (_, NameFilter::None) => NameFilter::None,
+            (NameFilter::All, other) | (other, NameFilter::All) => other.clone(),
+            (NameFilter::Only(a), NameFilter::Only(b)) => {
+                let both: Vec<String> = a.iter().filter(|n| b.contains(n)).cloned().collect();
+                if both.is_empty() {
+                    NameFilter::None
+                } else {
+                    NameFilter::Only(both)
+                }
+            }
+        }
+    }
+
     /// Whether `name` passes. Header callers pass a lower-cased name.
     pub fn allows(&self, name: &str) -> bool {
         match self {
@@ -379,9 +395,9 @@ pub struct Backend {
     pub circuit_breaker: Option<CircuitBreaker>,
     /// Detailed errors.
     pub errors: ErrorPolicy,
-    /// Second-level header filter (defaults to the endpoint's).
+    /// Second-level header filter: applied to what the endpoint forwards.
     pub input_headers: Option<NameFilter>,
-    /// Second-level query filter (defaults to the endpoint's).
+    /// Second-level query filter: applied to what the endpoint forwards.
     pub input_query_strings: Option<NameFilter>,
 }
 
@@ -601,5 +617,11 @@ mod tests {
         assert!(!f.allows("x-other"));
         assert!(NameFilter::from_list(&["*".into()], true).allows("anything"));
         assert!(!NameFilter::from_list(&[], true).allows("x"));
+        let ep = NameFilter::from_list(&["a".into(), "b".into()], false);
+        let be = NameFilter::from_list(&["b".into(), "c".into()], false);
+        assert_eq!(ep.intersect(&be), NameFilter::Only(vec!["b".into()]));
+        assert_eq!(ep.intersect(&NameFilter::All), ep);
+        assert_eq!(NameFilter::All.intersect(&be), be);
+        assert_eq!(ep.intersect(&NameFilter::None), NameFilter::None);
     }
 }

@@ -17,9 +17,9 @@ pub struct CompiledBackend {
     pub model: model::Backend,
     /// `host + urlPattern` of the first host, for logs.
     pub label: String,
-    /// Effective header filter (backend's, else endpoint's).
+    /// Effective header filter: the endpoint's, filtered again by the backend's.
     pub headers: NameFilter,
-    /// Effective query filter (backend's, else endpoint's).
+    /// Effective query filter: the endpoint's, filtered again by the backend's.
     pub query: NameFilter,
     next_host: AtomicUsize,
 }
@@ -76,14 +76,14 @@ impl RouteTable {
                         b.hosts.first().map(ToString::to_string).unwrap_or_default(),
                         b.url_pattern.as_str()
                     ),
-                    headers: b
-                        .input_headers
-                        .clone()
-                        .unwrap_or_else(|| ep.input_headers.clone()),
-                    query: b
-                        .input_query_strings
-                        .clone()
-                        .unwrap_or_else(|| ep.input_query_strings.clone()),
+                    headers: match &b.input_headers {
+                        Some(second) => ep.input_headers.intersect(second),
+                        None => ep.input_headers.clone(),
+                    },
+                    query: match &b.input_query_strings {
+                        Some(second) => ep.input_query_strings.intersect(second),
+                        None => ep.input_query_strings.clone(),
+                    },
                     next_host: AtomicUsize::new(0),
                     model: b.clone(),
                 })
