@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod api;
 pub mod config;
+pub mod controller;
 pub mod demo;
 pub mod local;
 pub mod model;

@@ -10,6 +10,7 @@ use tracing::{error, info, warn};
 use crate::config::{self, watch, Loaded};
 use crate::model::Gateway;
 use crate::proxy::server::{GatewayHandle, Published, Shared};
+use crate::telemetry::metrics::Metrics;
 
 /// Options of `weir run`.
 #[derive(Debug, Clone)]
@@ -24,6 +25,10 @@ pub struct LocalOptions {
     pub watch_interval: Duration,
     /// Overrides the settings' `accessLog`.
     pub access_log: Option<bool>,
+    /// Turns `/__debug/` on whatever the settings say (`weir run -d`).
+    pub debug: bool,
+    /// Where metrics are recorded (one registry per process, built by the caller).
+    pub metrics: Arc<Metrics>,
 }
 
 impl LocalOptions {
@@ -34,7 +39,9 @@ impl LocalOptions {
             port: None,
             bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             watch_interval: watch::DEFAULT_INTERVAL,
+            metrics: Arc::new(Metrics::new()),
             access_log: None,
+            debug: false,
         }
     }
 }
@@ -68,6 +75,9 @@ fn apply_overrides(mut gw: Gateway, opts: &LocalOptions) -> Gateway {
     if let Some(a) = opts.access_log {
         gw.settings.access_log = a;
     }
+    if opts.debug {
+        gw.settings.debug = true;
+    }
     gw
 }
 
@@ -86,7 +96,7 @@ pub async fn start(opts: LocalOptions) -> Result<LocalGateway, StartError> {
     let gateway = apply_overrides(loaded.gateway, &opts);
     let settings = gateway.settings.clone();
     info!(endpoints = gateway.endpoints.len(), config = %opts.config.display(), "configuration loaded");
-    let shared = Shared::new(gateway, true)?;
+    let shared = Shared::with_metrics(gateway, true, opts.metrics.clone())?;
     let handle = GatewayHandle::start(
         shared.clone(),
         SocketAddr::new(opts.bind, settings.port),
@@ -108,7 +118,10 @@ pub async fn start(opts: LocalOptions) -> Result<LocalGateway, StartError> {
                     Err(e) => error!("reload rejected, previous configuration keeps serving: {e}"),
                 }
             }
-            Err(e) => error!("reload rejected, previous configuration keeps serving:\n{e}"),
+            Err(e) => {
+                shared.reload_rejected();
+                error!("reload rejected, previous configuration keeps serving:\n{e}")
+            }
         }
     });
     Ok(LocalGateway { handle, watcher })

@@ -4,9 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use clap::{Parser, Subcommand};
+use weir::telemetry::metrics::Metrics;
 
 use weir::config;
+use weir::controller::{self, ControllerOptions};
 use weir::local::{self, LocalOptions};
 
 #[derive(Parser)]
@@ -33,6 +37,9 @@ enum Command {
         /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
         #[arg(long, default_value_t = 10)]
         drain_seconds: u64,
+        /// Serve `/__debug/` whatever the configuration says (KrakenD's `-d`).
+        #[arg(short = 'd', long)]
+        debug: bool,
     },
     /// Validate a configuration without serving (exit 0 valid, 1 invalid).
     Check {
@@ -45,6 +52,77 @@ enum Command {
         #[arg(short, long, default_value_t = 8080)]
         port: u16,
     },
+    /// Print the Endpoint CustomResourceDefinition (YAML) for `kubectl apply -f -`.
+    Crd,
+    /// Print a krakend.json as Endpoint manifests plus a gateway settings document (YAML).
+    Convert {
+        /// The KrakenD configuration (version 3).
+        path: PathBuf,
+    },
+    /// Kubernetes mode: watch Endpoint objects and serve them; the lease holder writes status.
+    Controller(ControllerArgs),
+}
+
+/// Flags of `weir controller`.
+#[derive(clap::Args)]
+struct ControllerArgs {
+    /// Watch only this namespace (repeat for several); all namespaces when absent.
+    #[arg(short, long = "namespace")]
+    namespaces: Vec<String>,
+    /// Label selector for Endpoint objects (`team=shop,tier!=canary`).
+    #[arg(short = 'l', long)]
+    selector: Option<String>,
+    /// Gateway settings file (a mounted ConfigMap), watched like in local mode.
+    #[arg(short = 'c', long)]
+    config: Option<PathBuf>,
+    /// Proxy port (overrides the settings).
+    #[arg(short, long)]
+    port: Option<u16>,
+    /// Admin port for the reserved endpoints (overrides the settings).
+    #[arg(long)]
+    admin_port: Option<u16>,
+    /// Namespace of the leader-election Lease (default: $POD_NAMESPACE, else `default`).
+    #[arg(long)]
+    lease_namespace: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "weir-controller")]
+    lease_name: String,
+    /// Seconds a lease holder may go without renewing before another replica takes over.
+    #[arg(long, default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// This replica's identity in the Lease (default: $POD_NAME, else host name and pid).
+    #[arg(long)]
+    identity: Option<String>,
+    /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
+    #[arg(long, default_value_t = 10)]
+    drain_seconds: u64,
+}
+
+fn controller_options(args: ControllerArgs) -> (ControllerOptions, Duration) {
+    let ControllerArgs {
+        namespaces,
+        selector,
+        config,
+        port,
+        admin_port,
+        lease_namespace,
+        lease_name,
+        lease_duration_seconds,
+        identity,
+        drain_seconds,
+    } = args;
+    let mut opts = ControllerOptions::new(
+        lease_namespace.unwrap_or_else(controller::default_lease_namespace),
+        identity.unwrap_or_else(controller::default_identity),
+    );
+    opts.namespaces = namespaces;
+    opts.selector = selector;
+    opts.config = config;
+    opts.port = port;
+    opts.admin_port = admin_port;
+    opts.lease.name = lease_name;
+    opts.lease.duration = Duration::from_secs(lease_duration_seconds.max(1));
+    (opts, Duration::from_secs(drain_seconds))
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
@@ -69,28 +147,65 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
+fn convert(path: &std::path::Path) -> ExitCode {
+    match config::krakend::convert_file(path) {
+        Ok((yaml, warnings)) => {
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            for line in e.to_string().lines() {
+                eprintln!("error: {line}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> anyhow::Result<ExitCode> {
     let Cli { command } = Cli::parse();
     if let Command::Check { path } = &command {
         return Ok(check(path));
     }
+    if let Command::Convert { path } = &command {
+        return Ok(convert(path));
+    }
+    if let Command::Crd = &command {
+        print!("{}", weir::api::crd_yaml()?);
+        return Ok(ExitCode::SUCCESS);
+    }
     weir::telemetry::init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // The one metrics registry of this process, handed to whichever mode runs.
+    let metrics = Arc::new(Metrics::new());
     runtime.block_on(async move {
         match command {
             Command::Run {
                 config,
                 port,
                 drain_seconds,
+                debug,
             } => {
                 let mut opts = LocalOptions::new(config);
                 opts.port = port;
+                opts.debug = debug;
+                opts.metrics = metrics.clone();
                 local::run(opts, Duration::from_secs(drain_seconds)).await?;
             }
             Command::Demo { port } => weir::demo::run(port).await?,
-            Command::Check { .. } => unreachable!("handled above"),
+            Command::Controller(args) => {
+                let (mut opts, drain) = controller_options(args);
+                opts.metrics = metrics.clone();
+                controller::run(opts, drain).await?;
+            }
+            Command::Check { .. } | Command::Crd | Command::Convert { .. } => {
+                unreachable!("handled above")
+            }
         }
         Ok(ExitCode::SUCCESS)
     })

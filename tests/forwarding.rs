@@ -649,3 +649,44 @@ async fn see_other_after_post_is_followed_with_get() {
         "GET after 303 must not carry the body"
     );
 }
+
+// ---------------------------------------------------------------- encodings upstream
+
+#[tokio::test]
+async fn no_op_never_asks_the_backend_for_gzip_on_the_clients_behalf() {
+    // A no-op answer reaches the client untouched, so compression is the client's call.
+    let b = backend(|_| async { reply(200, "text/plain", "plain") }).await;
+    let gw = gateway(&format!(
+        "endpoints:\n- path: /raw\n  outputEncoding: no-op\n  backends:\n  - hosts: [{}]\n    urlPattern: /raw\n",
+        b.url()
+    ))
+    .await;
+    let r = get(&gw.url("/raw")).await;
+    assert_eq!((r.status, r.text().as_str()), (200, "plain"));
+    assert_eq!(only_request(&b).header("accept-encoding"), None);
+}
+
+#[tokio::test]
+async fn decoded_backends_may_be_asked_for_gzip() {
+    let b = json_backend(200, OK).await;
+    let gw = one_backend_gateway("/h", &b.url(), "/h", "").await;
+    assert_eq!(get(&gw.url("/h")).await.status, 200);
+    assert_eq!(only_request(&b).header("accept-encoding"), Some("gzip"));
+}
+
+#[tokio::test]
+async fn buffered_bodies_go_upstream_with_a_content_length() {
+    let b = json_backend(200, OK).await;
+    let gw = one_backend_gateway("/p", &b.url(), "/p", "  method: POST\n").await;
+    let r = send(
+        "POST",
+        &gw.url("/p"),
+        &[("content-type", "application/json")],
+        r#"{"k":1}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let got = only_request(&b);
+    assert_eq!(got.header("content-length"), Some("7"));
+    assert_eq!(got.header("transfer-encoding"), None);
+}

@@ -26,20 +26,9 @@ fn config(backend: &Backend, k: usize) -> String {
     )
 }
 
-async fn echo_backend() -> Backend {
-    backend(|r| async move {
-        reply(
-            200,
-            "application/json",
-            format!("{{\"path\":\"{}\"}}", r.path()),
-        )
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_under_traffic_never_fails_or_mixes_configs() {
-    let b = echo_backend().await;
+    let b = path_echo_backend().await;
     let gw = Arc::new(gateway(&config(&b, 0)).await);
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
@@ -102,7 +91,7 @@ async fn reload_under_traffic_never_fails_or_mixes_configs() {
 
 #[tokio::test]
 async fn invalid_change_keeps_the_previous_configuration() {
-    let b = echo_backend().await;
+    let b = path_echo_backend().await;
     let gw = gateway(&config(&b, 1)).await;
     let before = gw.generation();
     gw.rewrite(&config(&b, 2).replace("urlPattern: /v/2", "urlPattern: /v/{undefined}"));
@@ -120,7 +109,7 @@ async fn invalid_change_keeps_the_previous_configuration() {
 
 #[tokio::test]
 async fn change_that_compiles_to_the_same_table_is_skipped() {
-    let b = echo_backend().await;
+    let b = path_echo_backend().await;
     let gw = gateway(&config(&b, 1)).await;
     let before = gw.generation();
     gw.rewrite(&format!("# only a comment changed\n{}", config(&b, 1)));
@@ -137,7 +126,7 @@ async fn change_that_compiles_to_the_same_table_is_skipped() {
 
 #[tokio::test]
 async fn routes_are_added_and_removed_by_reload() {
-    let b = echo_backend().await;
+    let b = path_echo_backend().await;
     let gw = gateway(&config(&b, 1)).await;
     assert_eq!(get(&gw.url("/new")).await.status, 404);
     let before = gw.generation();

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 use tracing::debug;
 
-use crate::model::Settings;
+use crate::model::{Flavor, Settings};
 use crate::proxy::server::Shared;
 use crate::proxy::{full, Body};
 
@@ -66,10 +66,12 @@ pub async fn handle(
             ),
             "" | "/" | "/ready" => {
                 if shared.is_ready() {
-                    json_response(
-                        StatusCode::OK,
-                        json!({"status": "ok", "now": now_rfc3339()}),
-                    )
+                    let mut body = json!({"status": "ok", "now": now_rfc3339()});
+                    if settings.flavor == Flavor::KrakenD {
+                        // KrakenD's health document also lists its (async) agents.
+                        body["agents"] = json!({});
+                    }
+                    json_response(StatusCode::OK, body)
                 } else {
                     json_response(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -87,11 +89,11 @@ pub async fn handle(
     if settings.echo && under(&path, "/__echo") {
         return echo(req).await;
     }
-    // /__stats: the metrics registry arrives with the operations work; say so plainly.
-    let mut resp = Response::new(full(Bytes::from_static(
-        b"metrics are not available in this build\n",
-    )));
-    *resp.status_mut() = StatusCode::NOT_IMPLEMENTED;
+    let mut resp = Response::new(full(Bytes::from(shared.metrics().render())));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     resp
 }
 

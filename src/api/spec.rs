@@ -3,10 +3,14 @@
 
 use std::collections::BTreeMap;
 
+use kube::CustomResource;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::status::EndpointStatus;
+
 /// An HTTP method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum MethodSpec {
     /// GET
@@ -22,7 +26,7 @@ pub enum MethodSpec {
 }
 
 /// How the gateway renders its answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum OutputEncodingSpec {
     /// A JSON object.
     #[serde(rename = "json")]
@@ -48,7 +52,7 @@ pub enum OutputEncodingSpec {
 }
 
 /// How a backend's answer is decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum BackendEncodingSpec {
     /// A JSON object.
     #[serde(rename = "json")]
@@ -68,7 +72,7 @@ pub enum BackendEncodingSpec {
 }
 
 /// The client key strategy of a per-client rate limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RateLimitStrategy {
     /// The peer address (or the first address in header `key`).
@@ -80,7 +84,7 @@ pub enum RateLimitStrategy {
 }
 
 /// Endpoint rate limits.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateLimitSpec {
     /// Requests per `every` for the whole endpoint; 0 turns it off. Beyond it: 503.
@@ -107,7 +111,7 @@ pub struct RateLimitSpec {
 }
 
 /// Backend rate limit.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackendRateLimitSpec {
     /// Calls per `every`; 0 turns it off.
@@ -122,7 +126,7 @@ pub struct BackendRateLimitSpec {
 }
 
 /// Circuit breaker of a backend.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CircuitBreakerSpec {
     /// Window in which consecutive failures count.
@@ -134,7 +138,7 @@ pub struct CircuitBreakerSpec {
 }
 
 /// Detailed error handling of a backend.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ErrorsSpec {
     /// On failure, add `error_<alias>` with the backend's status, body and content type.
@@ -146,7 +150,7 @@ pub struct ErrorsSpec {
 }
 
 /// A flatmap operation type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FlatmapType {
     /// Move or rename.
@@ -158,7 +162,7 @@ pub enum FlatmapType {
 }
 
 /// One flatmap operation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlatmapSpec {
     /// The operation.
@@ -169,7 +173,7 @@ pub struct FlatmapSpec {
 }
 
 /// A Kubernetes Service to use as backend host (controller mode).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceRef {
     /// Service name.
@@ -182,7 +186,7 @@ pub struct ServiceRef {
 }
 
 /// When static data is merged into the answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StaticStrategySpec {
     /// Every time.
@@ -198,18 +202,23 @@ pub enum StaticStrategySpec {
 }
 
 /// Static data merged by strategy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaticResponseSpec {
     /// When to merge.
     pub strategy: StaticStrategySpec,
     /// The data (a JSON object).
+    #[schemars(schema_with = "any_object")]
     pub data: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One backend of an endpoint.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.service) != (has(self.hosts) && size(self.hosts) > 0)",
+    "message": "a backend needs exactly one of hosts or service",
+}]))]
 pub struct BackendSpec {
     /// Base URLs (`http://users.shop:8080`), load-balanced.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -264,10 +273,58 @@ pub struct BackendSpec {
 }
 
 /// One public route: what the gateway answers on `method path` and which backends it asks.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// In a cluster this is the `spec` of the `Endpoint` custom resource (`weir.dev/v1alpha1`);
+/// in a local file it is one item of `endpoints:`.
+// The printer columns repeat `type_`, which clippy mistakes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "weir.dev",
+    version = "v1alpha1",
+    kind = "Endpoint",
+    plural = "endpoints",
+    shortname = "wep",
+    namespaced,
+    status = "EndpointStatus",
+    derive = "PartialEq",
+    doc = "A public API route of the Weir gateway: the method and path it answers and the backends it asks.",
+    printcolumn(name = "Path", type_ = "string", json_path = ".spec.path"),
+    printcolumn(name = "Method", type_ = "string", json_path = ".spec.method"),
+    printcolumn(
+        name = "Backends",
+        type_ = "string",
+        json_path = ".spec.backends[*].urlPattern"
+    ),
+    printcolumn(
+        name = "Accepted",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.path.startsWith('/')",
+        "message": "path must start with '/'",
+    },
+    {
+        "rule": "!['/__health', '/__stats', '/__debug', '/__echo'].exists(p, self.path == p || self.path.startsWith(p + '/'))",
+        "message": "path is reserved for the gateway (/__health, /__stats, /__debug, /__echo)",
+    },
+    {
+        "rule": "!has(self.outputEncoding) || self.outputEncoding != 'no-op' || size(self.backends) == 1",
+        "message": "outputEncoding no-op passes one backend's answer through: it needs exactly one backend",
+    },
+]))]
 pub struct EndpointSpec {
     /// Public path, starting with `/`, with `{name}` placeholders.
+    #[schemars(length(min = 1, max = 1024))]
     pub path: String,
     /// Public method (default GET).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -303,5 +360,14 @@ pub struct EndpointSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub static_response: Option<StaticResponseSpec>,
     /// The backends (at least one).
+    #[schemars(length(min = 1))]
     pub backends: Vec<BackendSpec>,
+}
+
+/// Any JSON object: the API server keeps its fields as written.
+fn any_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
 }

@@ -1,7 +1,9 @@
 //! Configuration sources for local mode: a gateway settings file (YAML or JSON) with an
-//! `endpoints:` list, or a directory of `kind: Endpoint` manifests. Both load into one
+//! `endpoints:` list, a directory of `kind: Endpoint` manifests, or a KrakenD file
+//! (`krakend.json`, version 3; see [`krakend`]). Each loads into one
 //! validated [`model::Gateway`]. The [`watch`] module turns file changes into new models.
 
+pub mod krakend;
 pub mod settings;
 pub mod watch;
 
@@ -111,6 +113,13 @@ pub fn from_sources(sources: &[(PathBuf, Vec<u8>)], is_dir: bool) -> Result<Load
             path: path.clone(),
             message: format!("not UTF-8: {e}"),
         })?;
+        if !is_dir && krakend::is_krakend(text) {
+            let imported = krakend::import(path, text)?;
+            warnings.extend(imported.warnings);
+            specs.extend(imported.endpoints);
+            settings_doc = Some((path.clone(), imported.settings));
+            continue;
+        }
         if !is_dir {
             let file: SettingsFile = parse_doc(path, text, None)?;
             for (i, ep) in file.endpoints.iter().enumerate() {
@@ -183,22 +192,7 @@ pub fn build(
         }
     }
     errors.extend(model::check_duplicates(&endpoints));
-    if settings.stats_enabled {
-        warnings
-            .push("stats.enabled: /__stats metrics are not implemented in this build yet".into());
-    }
     for ep in &endpoints {
-        let qos = ep.rate_limit != model::EndpointRateLimit::default()
-            || ep
-                .backends
-                .iter()
-                .any(|b| b.rate_limit.is_some() || b.circuit_breaker.is_some());
-        if qos {
-            warnings.push(format!(
-                "{}: endpoint {}: rateLimit/circuitBreaker are validated but not enforced in this build yet",
-                ep.origin, ep.path
-            ));
-        }
         if ep.timeout > model::LONG_TIMEOUT {
             warnings.push(format!(
                 "{}: endpoint {}: timeout: {} is above {}; slow endpoints hold connections and memory",

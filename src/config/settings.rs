@@ -26,6 +26,40 @@ pub struct StatsSpec {
     pub enabled: bool,
 }
 
+/// Cross-origin resource sharing (KrakenD `security/cors`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CorsSpec {
+    /// Allowed origins; empty or `*` allows any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_origins: Vec<String>,
+    /// Allowed methods (default GET, HEAD, POST).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_methods: Vec<String>,
+    /// Allowed request headers (`Origin` is always allowed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_headers: Vec<String>,
+    /// Response headers the browser may read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    /// How long browsers may cache a preflight answer (`12h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+    /// Allow cookies and HTTP authentication.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_credentials: bool,
+}
+
+/// Which product's client-visible conventions the gateway follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlavorSpec {
+    /// `X-Weir-Completed` (the default).
+    Weir,
+    /// `X-KrakenD-Completed` and KrakenD's other conventions (set by `weir convert`).
+    Krakend,
+}
+
 /// The settings file as written.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -66,6 +100,12 @@ pub struct SettingsFile {
     /// Access log on stdout (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log: Option<bool>,
+    /// CORS policy (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsSpec>,
+    /// Client-visible conventions (default weir).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavor: Option<FlavorSpec>,
     /// Endpoints (local mode).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<EndpointSpec>,
@@ -135,6 +175,13 @@ impl SettingsFile {
         if self.admin_port.is_some() && self.admin_port == self.port {
             err("adminPort", "must differ from port".into());
         }
+        let cors = self.cors.as_ref().map(|c| {
+            let (cors, problems) = c.to_model();
+            for (field, message) in problems {
+                err(&format!("cors.{field}"), message);
+            }
+            cors
+        });
         let settings = Settings {
             port: self.port.unwrap_or(d.port),
             admin_port: self.admin_port,
@@ -152,8 +199,58 @@ impl SettingsFile {
             debug: self.debug.unwrap_or(false),
             echo: self.echo.unwrap_or(false),
             access_log: self.access_log.unwrap_or(true),
-            flavor: model::Flavor::Weir,
+            flavor: match self.flavor {
+                Some(FlavorSpec::Krakend) => model::Flavor::KrakenD,
+                Some(FlavorSpec::Weir) | None => model::Flavor::Weir,
+            },
+            cors,
         };
         (settings, errors)
+    }
+}
+
+impl CorsSpec {
+    /// Converts into the model, with `(field, message)` for each invalid value.
+    pub fn to_model(&self) -> (model::Cors, Vec<(String, String)>) {
+        let mut problems = Vec::new();
+        let max_age = self
+            .max_age
+            .as_deref()
+            .and_then(|s| match model::parse_duration(s) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    problems.push(("maxAge".to_string(), e.to_string()));
+                    None
+                }
+            });
+        for (i, m) in self.allow_methods.iter().enumerate() {
+            if http::Method::from_bytes(m.to_ascii_uppercase().as_bytes()).is_err() {
+                problems.push((
+                    format!("allowMethods[{i}]"),
+                    format!("{m:?} is not an HTTP method"),
+                ));
+            }
+        }
+        let lower = |v: &[String]| v.iter().map(|s| s.to_ascii_lowercase()).collect();
+        let methods = if self.allow_methods.is_empty() {
+            model::Cors::DEFAULT_METHODS
+                .iter()
+                .map(|m| m.to_string())
+                .collect()
+        } else {
+            self.allow_methods
+                .iter()
+                .map(|m| m.to_ascii_uppercase())
+                .collect()
+        };
+        let cors = model::Cors {
+            allow_origins: lower(&self.allow_origins),
+            allow_methods: methods,
+            allow_headers: lower(&self.allow_headers),
+            expose_headers: self.expose_headers.clone(),
+            max_age,
+            allow_credentials: self.allow_credentials,
+        };
+        (cors, problems)
     }
 }

@@ -332,17 +332,3 @@ fn documents_split_on_separators() {
     );
     assert_eq!(split_documents("---\na: 1\n").len(), 1);
 }
-
-#[test]
-fn unenforced_qos_fields_warn() {
-    let loaded = load_text(&ONE.replace(
-        "    backends:",
-        "    rateLimit: {maxRate: 5}\n    backends:",
-    ))
-    .unwrap();
-    assert!(
-        loaded.warnings.iter().any(|w| w.contains("not enforced")),
-        "{:?}",
-        loaded.warnings
-    );
-}

@@ -1,6 +1,9 @@
-//! Polls the configuration files and reports changes. Polling (rather than inotify) sees
-//! every way a file can change, including Kubernetes ConfigMap symlink swaps, and a content
-//! fingerprint skips touches that change nothing.
+//! Watches the configuration files and reports changes. It polls file metadata (size,
+//! modification time, inode: a few syscalls) every interval and reads the files only when
+//! that changes; a content fingerprint then skips touches that change nothing. Polling sees
+//! every way a file can change, including Kubernetes ConfigMap symlink swaps, and needs no
+//! platform notification API. Every [`FULL_CHECK_EVERY`] polls the content is compared
+//! anyway, in case a writer kept size and timestamp.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -8,14 +11,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tracing::{debug, warn};
 
 use super::{from_sources, read_sources, ConfigError, Loaded};
 
-/// Default poll interval.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
+/// Default poll interval (metadata only, so it can be short).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(25);
+
+/// Polls between full content comparisons.
+pub const FULL_CHECK_EVERY: u32 = 40;
 
 /// How long the files must stay unchanged before they are read as one configuration, so a
 /// writer caught half-way is not loaded.
@@ -26,6 +32,36 @@ pub fn fingerprint(sources: &[(PathBuf, Vec<u8>)]) -> u64 {
     let mut h = DefaultHasher::new();
     sources.hash(&mut h);
     h.finish()
+}
+
+/// What the file system says about the configuration files, without reading them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp(Vec<(PathBuf, u64, Option<SystemTime>, u64)>);
+
+fn stamp(path: &Path) -> std::io::Result<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let one = |p: &Path| -> std::io::Result<(PathBuf, u64, Option<SystemTime>, u64)> {
+        let m = std::fs::metadata(p)?;
+        Ok((p.to_path_buf(), m.len(), m.modified().ok(), m.ino()))
+    };
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_dir() {
+        return Ok(Stamp(vec![one(path)?]));
+    }
+    let mut entries = vec![one(path)?];
+    for entry in std::fs::read_dir(path)? {
+        let p = entry?.path();
+        if p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            continue;
+        }
+        if let Ok(e) = one(&p) {
+            entries.push(e);
+        }
+    }
+    entries.sort();
+    Ok(Stamp(entries))
 }
 
 /// Stops the watcher thread when dropped.
@@ -57,13 +93,21 @@ pub fn spawn(
         .name("weir-config-watch".into())
         .spawn(move || {
             let mut last = initial;
+            let mut last_stamp = stamp(&path).ok();
             let mut last_error: Option<String> = None;
+            let mut ticks = 0u32;
             while !flag.load(Ordering::SeqCst) {
                 std::thread::sleep(interval);
+                ticks = ticks.wrapping_add(1);
+                let now = stamp(&path).ok();
+                if now.is_some() && now == last_stamp && ticks % FULL_CHECK_EVERY != 0 {
+                    continue;
+                }
                 match poll(&path, last) {
-                    Ok(None) => {}
+                    Ok(None) => last_stamp = now,
                     Ok(Some((fp, loaded))) => {
                         last = fp;
+                        last_stamp = now;
                         last_error = None;
                         on_change(loaded);
                     }
@@ -85,7 +129,7 @@ pub fn spawn(
     }
 }
 
-/// One poll: `None` when nothing changed (or the files are still being written).
+/// One read: `None` when the content did not change (or is still being written).
 #[allow(clippy::type_complexity)]
 fn poll(path: &Path, last: u64) -> Result<Option<(u64, Result<Loaded, ConfigError>)>, ConfigError> {
     let sources = read_sources(path)?;
@@ -99,4 +143,29 @@ fn poll(path: &Path, last: u64) -> Result<Option<(u64, Result<Loaded, ConfigErro
         return Ok(None);
     }
     Ok(Some((fp, from_sources(&again, path.is_dir()))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_change_with_content_and_replacement() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("g.yaml");
+        std::fs::write(&f, "a: 1\n").unwrap();
+        let s1 = stamp(&f).unwrap();
+        assert_eq!(stamp(&f).unwrap(), s1);
+        let tmp = dir.path().join("g.tmp");
+        std::fs::write(&tmp, "a: 2\n").unwrap();
+        std::fs::rename(&tmp, &f).unwrap();
+        assert_ne!(stamp(&f).unwrap(), s1, "a rename gives a new inode");
+        let s2 = stamp(dir.path()).unwrap();
+        std::fs::write(dir.path().join("h.yaml"), "b: 1\n").unwrap();
+        assert_ne!(
+            stamp(dir.path()).unwrap(),
+            s2,
+            "a new file in the directory"
+        );
+    }
 }

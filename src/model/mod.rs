@@ -477,6 +477,8 @@ pub struct Settings {
     pub access_log: bool,
     /// Client-visible conventions.
     pub flavor: Flavor,
+    /// Cross-origin resource sharing; `None` leaves CORS headers out entirely.
+    pub cors: Option<Cors>,
 }
 
 impl Default for Settings {
@@ -496,7 +498,35 @@ impl Default for Settings {
             echo: false,
             access_log: true,
             flavor: Flavor::Weir,
+            cors: None,
         }
+    }
+}
+
+/// CORS policy (KrakenD `security/cors`), applied to every response of the proxy listener.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Cors {
+    /// Allowed origins, lower-case; empty or `*` allows any origin.
+    pub allow_origins: Vec<String>,
+    /// Allowed methods, upper-case.
+    pub allow_methods: Vec<String>,
+    /// Allowed request headers, lower-case (`origin` is always allowed).
+    pub allow_headers: Vec<String>,
+    /// Response headers the browser may read.
+    pub expose_headers: Vec<String>,
+    /// How long a preflight answer may be cached (`Access-Control-Max-Age`).
+    pub max_age: Option<Duration>,
+    /// Send `Access-Control-Allow-Credentials: true`.
+    pub allow_credentials: bool,
+}
+
+impl Cors {
+    /// Methods allowed when the configuration lists none (KrakenD's defaults).
+    pub const DEFAULT_METHODS: [&'static str; 3] = ["GET", "HEAD", "POST"];
+
+    /// Whether any origin is allowed.
+    pub fn any_origin(&self) -> bool {
+        self.allow_origins.is_empty() || self.allow_origins.iter().any(|o| o == "*")
     }
 }
 

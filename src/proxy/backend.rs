@@ -20,8 +20,10 @@ use serde_json::{Map, Value};
 use crate::model::{self, Piece};
 
 use super::error::BackendError;
+use super::qos::{CallGuard, Outcome};
 use super::table::{CompiledBackend, CompiledEndpoint};
 use super::{encoding, full, transform, Body};
+use crate::telemetry::metrics::Scope;
 
 /// The pooled upstream client (HTTP/1.1 keep-alive, http and https).
 pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
@@ -74,6 +76,8 @@ pub struct Inbound {
     pub body: Bytes,
     /// Client address.
     pub peer: IpAddr,
+    /// Send buffered bodies chunked, as KrakenD does (Weir sends `Content-Length`).
+    pub chunked_bodies: bool,
 }
 
 /// Hop-by-hop headers: meaningful for one connection only, never forwarded.
@@ -171,8 +175,10 @@ pub fn build_uri(
 }
 
 /// The headers sent upstream: the whitelisted ones (never hop-by-hop), plus
-/// `X-Forwarded-For`, `X-Forwarded-Host` and `User-Agent`.
-pub fn upstream_headers(backend: &CompiledBackend, inbound: &Inbound) -> HeaderMap {
+/// `X-Forwarded-For`, `X-Forwarded-Host` and `User-Agent`. `decodes` says the gateway reads
+/// the answer itself and so may ask for gzip; a no-op answer goes to the client untouched,
+/// so only the client's own `Accept-Encoding` (when whitelisted) may ask for compression.
+pub fn upstream_headers(backend: &CompiledBackend, inbound: &Inbound, decodes: bool) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(8);
     let connection_listed: Vec<String> = inbound
         .headers
@@ -202,8 +208,15 @@ pub fn upstream_headers(backend: &CompiledBackend, inbound: &Inbound) -> HeaderM
     if let Some(h) = inbound.headers.get(header::HOST) {
         out.insert("x-forwarded-host", h.clone());
     }
-    if !out.contains_key(header::USER_AGENT) {
+    if out.contains_key(header::USER_AGENT) {
+        // The client's own User-Agent goes upstream; say which gateway relayed it (KrakenD too).
+        out.insert("x-forwarded-via", HeaderValue::from_static(USER_AGENT));
+    } else {
         out.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+    }
+    if decodes && !out.contains_key(header::ACCEPT_ENCODING) {
+        // As Go's client does; `call` decodes gzip answers (no-op passes them through).
+        out.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
     }
     out
 }
@@ -227,7 +240,8 @@ fn resolve_location(current: &Uri, location: &str) -> Option<Uri> {
     format!("{scheme}://{authority}{path}").parse().ok()
 }
 
-/// Sends a request with a replayable body, following redirects the way Go's client does
+/// Sends a request with a replayable body (chunked when `chunked_body`, as KrakenD sends
+/// it; with `Content-Length` otherwise), following redirects the way Go's client does
 /// (303 and, for POST, 301/302 turn into GET; 307/308 keep method and body).
 pub async fn fetch(
     client: &HttpClient,
@@ -235,6 +249,7 @@ pub async fn fetch(
     mut uri: Uri,
     mut headers: HeaderMap,
     mut body: Bytes,
+    chunked_body: bool,
 ) -> Result<Response<Incoming>, BackendError> {
     for _ in 0..=MAX_REDIRECTS {
         let mut req = Request::builder()
@@ -242,6 +257,9 @@ pub async fn fetch(
             .uri(uri.clone())
             .body(if body.is_empty() && method != http::Method::POST {
                 super::empty()
+            } else if chunked_body && !body.is_empty() {
+                // KrakenD never forwards Content-Length, so its bodies go chunked.
+                chunked(body.clone())
             } else {
                 full(body.clone())
             })
@@ -284,6 +302,12 @@ pub async fn fetch(
     )))
 }
 
+fn chunked(body: Bytes) -> Body {
+    use http_body_util::StreamBody;
+    let frame = Ok::<_, super::BoxError>(hyper::body::Frame::data(body));
+    StreamBody::new(futures_util::stream::iter([frame])).boxed_unsync()
+}
+
 /// The full text of an error and its sources.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -320,8 +344,46 @@ pub fn apply_transforms(b: &model::Backend, mut data: Map<String, Value>) -> Map
     data
 }
 
-/// Calls one backend once and returns its decoded, transformed answer.
+/// Calls one backend once, within its rate limit and circuit breaker, and returns its
+/// decoded, transformed answer. `deadline` tells a timeout from a cancellation.
 pub async fn call(
+    client: &HttpClient,
+    ep: &CompiledEndpoint,
+    backend: &CompiledBackend,
+    inbound: &Inbound,
+    previous: &[Option<Map<String, Value>>],
+    deadline: tokio::time::Instant,
+) -> Result<Map<String, Value>, BackendError> {
+    if let Some(limiter) = &backend.limiter {
+        if !limiter.try_acquire() {
+            ep.metrics.reject(Scope::Backend);
+            return Err(BackendError::RateLimited);
+        }
+    }
+    let guard = match &backend.breaker {
+        Some(breaker) => match breaker.acquire() {
+            Some(permit) => Some(CallGuard::new(breaker, permit, deadline)),
+            None => return Err(BackendError::BreakerOpen),
+        },
+        None => None,
+    };
+    let started = std::time::Instant::now();
+    let result = call_once(client, ep, backend, inbound, previous).await;
+    backend
+        .metrics
+        .observe_duration(started.elapsed().as_secs_f64());
+    if let Some(guard) = guard {
+        guard.finish(match &result {
+            Ok(_) => Outcome::Success,
+            // Failures reported to the client as details do not trip the breaker.
+            Err(_) if backend.model.errors.return_details.is_some() => Outcome::Ignored,
+            Err(_) => Outcome::Failure,
+        });
+    }
+    result
+}
+
+async fn call_once(
     client: &HttpClient,
     ep: &CompiledEndpoint,
     backend: &CompiledBackend,
@@ -330,20 +392,32 @@ pub async fn call(
 ) -> Result<Map<String, Value>, BackendError> {
     let host = backend.pick_host();
     let uri = build_uri(host, &ep.model, backend, inbound, previous)?;
-    let headers = upstream_headers(backend, inbound);
+    let headers = upstream_headers(backend, inbound, true);
     let method = http::Method::from(backend.model.method);
-    let resp = fetch(client, method, uri, headers, inbound.body.clone()).await?;
+    let resp = fetch(
+        client,
+        method,
+        uri,
+        headers,
+        inbound.body.clone(),
+        inbound.chunked_bodies,
+    )
+    .await?;
     let status = resp.status();
     let content_type = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = Limited::new(resp.into_body(), MAX_BACKEND_BODY)
+    let gzipped = encoding::is_gzip(resp.headers());
+    let mut body = Limited::new(resp.into_body(), MAX_BACKEND_BODY)
         .collect()
         .await
         .map_err(|e| BackendError::Body(error_chain(e.as_ref())))?
         .to_bytes();
+    if gzipped {
+        body = encoding::gunzip(&body, MAX_BACKEND_BODY).map_err(BackendError::Body)?;
+    }
     if status != StatusCode::OK && status != StatusCode::CREATED {
         return Err(BackendError::Status {
             status,

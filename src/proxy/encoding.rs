@@ -76,6 +76,43 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
+/// Whether a backend answered with `Content-Encoding: gzip` (Weir asks for it upstream).
+pub fn is_gzip(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"))
+}
+
+/// Decompresses a gzip body as it streams (no-op answers the gateway itself asked to be
+/// compressed), so nothing is buffered.
+pub fn gunzip_stream(body: super::Body) -> super::Body {
+    use futures_util::TryStreamExt;
+    use http_body_util::{BodyDataStream, BodyExt, StreamBody};
+    let bytes = BodyDataStream::new(body).map_err(std::io::Error::other);
+    let decoder = async_compression::tokio::bufread::GzipDecoder::new(
+        tokio_util::io::StreamReader::new(bytes),
+    );
+    let frames = tokio_util::io::ReaderStream::new(decoder)
+        .map_ok(hyper::body::Frame::data)
+        .map_err(|e| Box::new(e) as super::BoxError);
+    StreamBody::new(frames).boxed_unsync()
+}
+
+/// Decompresses a gzip body, refusing to grow past `limit` bytes.
+pub fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, String> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+    let mut decoder = flate2::read::GzDecoder::new(body).take(limit as u64 + 1);
+    decoder
+        .read_to_end(&mut out)
+        .map_err(|e| format!("invalid gzip body: {e}"))?;
+    if out.len() > limit {
+        return Err(format!("gzip body larger than {limit} bytes once decoded"));
+    }
+    Ok(Bytes::from(out))
+}
+
 /// A rendered answer.
 pub struct Rendered {
     /// The body.

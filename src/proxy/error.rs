@@ -32,6 +32,12 @@ pub enum BackendError {
     /// The endpoint deadline passed first.
     #[error("deadline exceeded")]
     Timeout,
+    /// The backend's rate limit is exhausted; the call was not made.
+    #[error("backend rate limit exceeded")]
+    RateLimited,
+    /// The backend's circuit breaker is open; the call was not made.
+    #[error("circuit breaker open")]
+    BreakerOpen,
 }
 
 impl BackendError {
@@ -43,6 +49,8 @@ impl BackendError {
             BackendError::Body(_) => "body_error",
             BackendError::Decode(_) => "decode_error",
             BackendError::Timeout => "timeout",
+            BackendError::RateLimited => "rate_limited",
+            BackendError::BreakerOpen => "breaker_open",
         }
     }
 }

@@ -3,9 +3,11 @@
 //! imports `kube`.
 
 pub mod backend;
+pub mod cors;
 pub mod encoding;
 pub mod error;
 pub mod pipeline;
+pub mod qos;
 pub mod router;
 pub mod server;
 pub mod table;

@@ -15,12 +15,14 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::model::{OutputEncoding, StaticStrategy};
+use crate::model::{ClientKey, OutputEncoding, StaticStrategy};
 
 use super::backend::{self, error_chain, HttpClient, Inbound};
 use super::error::BackendError;
+use super::qos::{self, CallGuard};
 use super::table::{CompiledBackend, CompiledEndpoint, RouteTable};
 use super::{encoding, full, Body, BoxError};
+use crate::telemetry::metrics::Scope;
 
 /// Largest request body buffered for fan-out (no-op bodies are streamed).
 pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
@@ -58,6 +60,10 @@ impl Outcome {
         result: Result<Map<String, Value>, BackendError>,
     ) {
         let backend = &ep.backends[index];
+        backend.metrics.count(match &result {
+            Ok(_) => "ok",
+            Err(e) => e.outcome(),
+        });
         match result {
             Ok(map) => {
                 self.ok += 1;
@@ -114,14 +120,15 @@ async fn call_backend(
     index: usize,
     inbound: &Inbound,
     previous: &[Option<Map<String, Value>>],
+    deadline: Instant,
 ) -> Result<Map<String, Value>, BackendError> {
     let backend = &ep.backends[index];
     let n = ep.model.concurrent_calls.max(1);
     if n == 1 {
-        return backend::call(client, ep, backend, inbound, previous).await;
+        return backend::call(client, ep, backend, inbound, previous, deadline).await;
     }
     let mut calls: FuturesUnordered<_> = (0..n)
-        .map(|_| backend::call(client, ep, backend, inbound, previous))
+        .map(|_| backend::call(client, ep, backend, inbound, previous, deadline))
         .collect();
     let mut last = BackendError::Timeout;
     while let Some(result) = calls.next().await {
@@ -141,7 +148,7 @@ async fn run_parallel(
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let mut pending: FuturesUnordered<_> = (0..ep.backends.len())
-        .map(|i| async move { (i, call_backend(client, ep, i, inbound, &[]).await) })
+        .map(|i| async move { (i, call_backend(client, ep, i, inbound, &[], deadline).await) })
         .collect();
     let mut done = vec![false; ep.backends.len()];
     let sleep = tokio::time::sleep_until(deadline);
@@ -161,6 +168,7 @@ async fn run_parallel(
                 for (i, finished) in done.iter().enumerate() {
                     if !finished {
                         warn!(endpoint = %ep.model.path, backend = %ep.backends[i].label, "deadline exceeded");
+                        ep.backends[i].metrics.count("timeout");
                         outcome.failures.push((i, BackendError::Timeout));
                     }
                 }
@@ -180,7 +188,7 @@ async fn run_sequential(
     let mut outcome = Outcome::default();
     let mut previous: Vec<Option<Map<String, Value>>> = Vec::with_capacity(ep.backends.len());
     for i in 0..ep.backends.len() {
-        let call = call_backend(client, ep, i, inbound, &previous);
+        let call = call_backend(client, ep, i, inbound, &previous, deadline);
         match tokio::time::timeout_at(deadline, call).await {
             Ok(Ok(map)) => {
                 previous.push(Some(map.clone()));
@@ -193,6 +201,7 @@ async fn run_sequential(
             Err(_) => {
                 warn!(endpoint = %ep.model.path, backend = %ep.backends[i].label, "deadline exceeded");
                 outcome.timed_out = true;
+                ep.backends[i].metrics.count("timeout");
                 outcome.failures.push((i, BackendError::Timeout));
                 break;
             }
@@ -228,6 +237,9 @@ pub async fn handle(
     let settings = table.settings();
     let completed_header = settings.flavor.completed_header();
     let deadline = Instant::now() + ep.model.timeout;
+    if let Some(status) = over_limit(ep, &req, &params, peer) {
+        return text_response(status, Bytes::new(), completed_header);
+    }
     if ep.model.output_encoding == OutputEncoding::NoOp {
         return no_op(table, ep, params, req, peer, deadline).await;
     }
@@ -272,6 +284,7 @@ pub async fn handle(
         params,
         body,
         peer: peer.ip(),
+        chunked_bodies: settings.flavor == crate::model::Flavor::KrakenD,
     };
     let mut outcome = if ep.model.sequential {
         run_sequential(&table.client, ep, &inbound, deadline).await
@@ -312,6 +325,57 @@ pub async fn handle(
     resp
 }
 
+/// The client limit (429, checked first; a missing key is refused too) and the endpoint
+/// limit (503). Rejected requests never reach a backend.
+fn over_limit(
+    ep: &CompiledEndpoint,
+    req: &Request<Incoming>,
+    params: &[String],
+    peer: SocketAddr,
+) -> Option<StatusCode> {
+    if let Some(limiter) = &ep.client_limiter {
+        let key = match &limiter.key {
+            ClientKey::Ip(None) => Some(peer.ip().to_string()),
+            ClientKey::Ip(Some(header)) => req
+                .headers()
+                .get(header.as_str())
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
+            ClientKey::Header(header) => req
+                .headers()
+                .get(header.as_str())
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
+            ClientKey::Param(name) => ep
+                .model
+                .path
+                .params()
+                .iter()
+                .position(|p| p == name)
+                .and_then(|i| params.get(i))
+                .filter(|v| !v.is_empty())
+                .cloned(),
+        };
+        let allowed = key.is_some_and(|k| limiter.try_acquire(&k));
+        if !allowed {
+            ep.metrics.reject(Scope::Client);
+            debug!(endpoint = %ep.model.path, "client rate limit: 429");
+            return Some(StatusCode::TOO_MANY_REQUESTS);
+        }
+    }
+    if let Some(limiter) = &ep.limiter {
+        if !limiter.try_acquire() {
+            ep.metrics.reject(Scope::Endpoint);
+            debug!(endpoint = %ep.model.path, "endpoint rate limit: 503");
+            return Some(StatusCode::SERVICE_UNAVAILABLE);
+        }
+    }
+    None
+}
+
 /// Every backend failed and nothing is usable: 500 (or the backend's code with
 /// `returnCode`), the error text only with `returnErrorMessage`.
 fn failure_response(
@@ -335,6 +399,26 @@ fn failure_response(
     text_response(StatusCode::INTERNAL_SERVER_ERROR, body, completed_header)
 }
 
+fn failed_no_op(
+    settings: &crate::model::Settings,
+    ep: &CompiledEndpoint,
+    backend: &CompiledBackend,
+    err: BackendError,
+) -> Response<Body> {
+    backend.metrics.count(err.outcome());
+    log_failure(ep, backend, &err);
+    let text = if settings.return_error_message {
+        Bytes::from(err.to_string())
+    } else {
+        Bytes::new()
+    };
+    text_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        text,
+        settings.flavor.completed_header(),
+    )
+}
+
 /// `no-op`: one backend, its status, headers and body passed through; the body streams.
 async fn no_op(
     table: &RouteTable,
@@ -355,15 +439,37 @@ async fn no_op(
         params,
         body: Bytes::new(),
         peer: peer.ip(),
+        chunked_bodies: settings.flavor == crate::model::Flavor::KrakenD,
     };
+    if let Some(limiter) = &backend.limiter {
+        if !limiter.try_acquire() {
+            ep.metrics.reject(Scope::Backend);
+            return failed_no_op(settings, ep, backend, BackendError::RateLimited);
+        }
+    }
+    let guard = match &backend.breaker {
+        Some(breaker) => match breaker.acquire() {
+            Some(permit) => Some(CallGuard::new(breaker, permit, deadline)),
+            None => return failed_no_op(settings, ep, backend, BackendError::BreakerOpen),
+        },
+        None => None,
+    };
+    // KrakenD (Go's client) asks for gzip on the client's behalf and then decodes what it
+    // asked for; Weir's own mode leaves compression to the client.
+    let client_asks = backend.headers.allows("accept-encoding")
+        && inbound.headers.contains_key(header::ACCEPT_ENCODING);
+    let gateway_asks_gzip = settings.flavor == crate::model::Flavor::KrakenD && !client_asks;
     let result = async {
         let uri = backend::build_uri(backend.pick_host(), &ep.model, backend, &inbound, &[])?;
-        let mut headers = backend::upstream_headers(backend, &inbound);
+        let mut headers = backend::upstream_headers(backend, &inbound, false);
+        if gateway_asks_gzip {
+            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        }
         let method = http::Method::from(backend.model.method);
         let has_body = inbound.headers.contains_key(header::CONTENT_LENGTH)
             || inbound.headers.contains_key(header::TRANSFER_ENCODING);
         if !has_body {
-            return backend::fetch(&table.client, method, uri, headers, Bytes::new()).await;
+            return backend::fetch(&table.client, method, uri, headers, Bytes::new(), false).await;
         }
         if let Some(len) = inbound.headers.get(header::CONTENT_LENGTH) {
             headers.insert(header::CONTENT_LENGTH, len.clone());
@@ -383,26 +489,30 @@ async fn no_op(
     let resp = match tokio::time::timeout_at(deadline, result).await {
         Ok(Ok(resp)) => resp,
         Ok(Err(e)) => {
-            log_failure(ep, backend, &e);
-            let text = if settings.return_error_message {
-                Bytes::from(e.to_string())
-            } else {
-                Bytes::new()
-            };
-            return text_response(StatusCode::INTERNAL_SERVER_ERROR, text, completed_header);
+            if let Some(g) = guard {
+                g.finish(qos::Outcome::Failure);
+            }
+            return failed_no_op(settings, ep, backend, e);
         }
         Err(_) => {
-            warn!(endpoint = %ep.model.path, backend = %backend.label, "deadline exceeded");
-            let text = if settings.return_error_message {
-                Bytes::from("deadline exceeded")
-            } else {
-                Bytes::new()
-            };
-            return text_response(StatusCode::INTERNAL_SERVER_ERROR, text, completed_header);
+            if let Some(g) = guard {
+                g.finish(qos::Outcome::Failure);
+            }
+            return failed_no_op(settings, ep, backend, BackendError::Timeout);
         }
     };
     let (mut parts, body) = resp.into_parts();
     let ok = matches!(parts.status, StatusCode::OK | StatusCode::CREATED);
+    if let Some(g) = guard {
+        g.finish(if ok {
+            qos::Outcome::Success
+        } else {
+            qos::Outcome::Failure
+        });
+    }
+    backend
+        .metrics
+        .count(if ok { "ok" } else { "failed_status" });
     let listed: Vec<String> = parts
         .headers
         .get_all(header::CONNECTION)
@@ -422,8 +532,11 @@ async fn no_op(
     parts
         .headers
         .insert(completed_header, completed_value(completed));
-    Response::from_parts(
-        parts,
-        body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
-    )
+    let mut body = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
+    if gateway_asks_gzip && encoding::is_gzip(&parts.headers) {
+        parts.headers.remove(header::CONTENT_ENCODING);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        body = encoding::gunzip_stream(body);
+    }
+    Response::from_parts(parts, body)
 }

@@ -22,8 +22,10 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use crate::admin;
 use crate::model::{self, Gateway};
 use crate::telemetry::access_log;
+use crate::telemetry::metrics::{self, Metrics};
 
 use super::backend::{self, HttpClient};
+use super::cors;
 use super::router::{Lookup, RouteError};
 use super::table::RouteTable;
 use super::{full, pipeline, Body};
@@ -32,6 +34,7 @@ use super::{full, pipeline, Body};
 pub struct Shared {
     table: ArcSwap<RouteTable>,
     client: HttpClient,
+    metrics: Arc<Metrics>,
     ready: AtomicBool,
     draining: AtomicBool,
 }
@@ -49,11 +52,23 @@ impl Shared {
     /// Compiles `gateway` into the first table. `ready` marks readiness at once (local mode);
     /// the controller starts unready until its first full list.
     pub fn new(gateway: Gateway, ready: bool) -> Result<Arc<Self>, RouteError> {
+        Self::with_metrics(gateway, ready, Arc::new(Metrics::new()))
+    }
+
+    /// Like [`Shared::new`], recording into the process's `metrics`.
+    pub fn with_metrics(
+        gateway: Gateway,
+        ready: bool,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, RouteError> {
         let client = backend::new_client();
-        let table = RouteTable::compile(gateway, 1, client.clone())?;
+        let table = RouteTable::compile(gateway, 1, client.clone(), None, &metrics)?;
+        metrics.generation.set(1);
+        metrics.endpoints.set(table.endpoints.len() as i64);
         Ok(Arc::new(Self {
             table: ArcSwap::from_pointee(table),
             client,
+            metrics,
             ready: AtomicBool::new(ready),
             draining: AtomicBool::new(false),
         }))
@@ -68,18 +83,45 @@ impl Shared {
     /// happens on the caller's thread, off the request path; an error leaves the old table.
     pub fn publish(&self, gateway: Gateway) -> Result<Published, RouteError> {
         let current = self.table.load();
-        if current.gateway == gateway {
+        if current.same_model(&gateway) {
+            self.metrics.count_reload("unchanged");
             return Ok(Published::Unchanged);
         }
-        if current.gateway.settings.port != gateway.settings.port
-            || current.gateway.settings.admin_port != gateway.settings.admin_port
+        if current.settings().port != gateway.settings.port
+            || current.settings().admin_port != gateway.settings.admin_port
         {
             warn!("port and adminPort changes take effect after a restart");
         }
         let generation = current.generation + 1;
-        let table = RouteTable::compile(gateway, generation, self.client.clone())?;
+        let table = match RouteTable::compile(
+            gateway,
+            generation,
+            self.client.clone(),
+            Some(&current),
+            &self.metrics,
+        ) {
+            Ok(t) => t,
+            Err(e) => {
+                self.metrics.count_reload("rejected");
+                return Err(e);
+            }
+        };
+        let endpoints = table.endpoints.len() as i64;
         self.table.store(Arc::new(table));
+        self.metrics.count_reload("applied");
+        self.metrics.generation.set(generation as i64);
+        self.metrics.endpoints.set(endpoints);
         Ok(Published::Swapped(generation))
+    }
+
+    /// Counts a change that failed validation before it could be published.
+    pub fn reload_rejected(&self) {
+        self.metrics.count_reload("rejected");
+    }
+
+    /// The process's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Marks the gateway ready (or not) for `/__health/ready`.
@@ -129,6 +171,7 @@ impl GatewayHandle {
         admin: Option<SocketAddr>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = watch::channel(None);
+        let rx_sweep = rx.clone();
         let proxy_listener = TcpListener::bind(proxy).await?;
         let proxy_addr = proxy_listener.local_addr()?;
         let mut tasks = Vec::new();
@@ -152,6 +195,7 @@ impl GatewayHandle {
             )
             .instrument(info_span!("proxy_listener")),
         ));
+        tasks.push(tokio::spawn(sweep_idle_clients(shared.clone(), rx_sweep)));
         info!(%proxy_addr, ?admin_addr, "listening");
         Ok(Self {
             proxy_addr,
@@ -226,15 +270,36 @@ async fn accept_loop(
     }
 }
 
+/// How often per-client limiter state of idle clients is dropped.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// Keeps per-client rate-limit state bounded by the number of recently active clients.
+async fn sweep_idle_clients(shared: Arc<Shared>, mut shutdown: watch::Receiver<Option<Duration>>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let table = shared.table();
+                // Sweeping walks every client bucket: keep it off the async workers.
+                let _ = tokio::task::spawn_blocking(move || table.forget_idle_clients()).await;
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 /// Logs `client disconnected` when a request future is dropped before it finished.
 struct DisconnectGuard<'a> {
     armed: bool,
     method: &'a http::Method,
     path: &'a str,
+    in_flight: &'a prometheus::IntGauge,
 }
 
 impl Drop for DisconnectGuard<'_> {
     fn drop(&mut self) {
+        self.in_flight.dec();
         if self.armed {
             info!(method = %self.method, path = %self.path, "client disconnected");
         }
@@ -263,6 +328,40 @@ fn request_host(req: &Request<Incoming>) -> Option<String> {
     Some(host.to_ascii_lowercase())
 }
 
+/// KrakenD (gin's RedirectTrailingSlash): when only the other spelling of the path — with or
+/// without a trailing `/` — is routed for this method, redirect there: 301 for GET, 307
+/// otherwise so the method and body are kept.
+fn trailing_slash_redirect(
+    table: &RouteTable,
+    host: Option<&str>,
+    method: Option<model::Method>,
+    uri: &http::Uri,
+) -> Option<Response<Body>> {
+    let path = uri.path();
+    let other = match path.strip_suffix('/') {
+        Some("") => return None,
+        Some(trimmed) => trimmed.to_string(),
+        None => format!("{path}/"),
+    };
+    if !matches!(table.router.lookup(host, method, &other), Lookup::Found(..)) {
+        return None;
+    }
+    let location = match uri.query() {
+        Some(q) => format!("{other}?{q}"),
+        None => other,
+    };
+    let status = if method == Some(model::Method::Get) {
+        StatusCode::MOVED_PERMANENTLY
+    } else {
+        StatusCode::TEMPORARY_REDIRECT
+    };
+    let mut resp = Response::new(super::empty());
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_str(&location).ok()?);
+    Some(resp)
+}
+
 async fn handle(
     shared: &Shared,
     role: Role,
@@ -278,9 +377,18 @@ async fn handle(
         armed: true,
         method: &method,
         path: &path,
+        in_flight: &shared.metrics.in_flight,
     };
+    shared.metrics.in_flight.inc();
     let serve_admin = matches!(role, Role::Admin | Role::Proxy { with_admin: true });
-    let resp = if serve_admin && admin::claims(settings, &path) {
+    let cors_policy = settings.cors.as_ref().filter(|_| role != Role::Admin);
+    let origin = cors_policy.and_then(|_| req.headers().get(header::ORIGIN).cloned());
+    let preflight = cors_policy.is_some() && cors::is_preflight(&method, req.headers());
+    let is_admin = serve_admin && admin::claims(settings, &path);
+    let mut matched = None;
+    let mut resp = if let Some(policy) = cors_policy.filter(|_| preflight) {
+        cors::preflight(policy, req.headers())
+    } else if is_admin {
         admin::handle(shared, settings, req, peer).await
     } else if role == Role::Admin || model::is_reserved(&path) {
         plain(StatusCode::NOT_FOUND, "404 page not found")
@@ -288,7 +396,16 @@ async fn handle(
         let host = request_host(&req);
         let m = model::Method::parse(req.method().as_str());
         match table.router.lookup(host.as_deref(), m, &path) {
-            Lookup::Found(ep, params) => pipeline::handle(&table, &ep, params, req, peer).await,
+            Lookup::Found(ep, params) => {
+                let mut r = pipeline::handle(&table, &ep, params, req, peer).await;
+                matched = Some(ep);
+                if settings.flavor == model::Flavor::KrakenD {
+                    // KrakenD names itself on every endpoint answer; Weir says who it is.
+                    r.headers_mut()
+                        .insert("x-krakend", HeaderValue::from_static(backend::USER_AGENT));
+                }
+                r
+            }
             Lookup::MethodNotAllowed => {
                 let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed");
                 r.headers_mut().insert(
@@ -297,10 +414,27 @@ async fn handle(
                 );
                 r
             }
-            Lookup::NotFound => plain(StatusCode::NOT_FOUND, "404 page not found"),
+            Lookup::NotFound => trailing_slash_redirect(&table, host.as_deref(), m, req.uri())
+                .unwrap_or_else(|| plain(StatusCode::NOT_FOUND, "404 page not found")),
         }
     };
+    if let Some(policy) = cors_policy.filter(|_| !preflight) {
+        cors::decorate(policy, origin.as_ref(), &method, resp.headers_mut());
+    }
     guard.armed = false;
+    let status = resp.status().as_u16();
+    match &matched {
+        Some(ep) => ep.metrics.observe(status, start.elapsed().as_secs_f64()),
+        None => shared.metrics.count_other(
+            if is_admin {
+                metrics::RESERVED
+            } else {
+                metrics::UNMATCHED
+            },
+            &method,
+            status,
+        ),
+    }
     if settings.access_log {
         access_log::write(resp.status(), start.elapsed(), peer.ip(), &method, &path);
     }

@@ -1,6 +1,7 @@
 //! Logs: the access log on stdout, the application log on stderr via `tracing`.
 
 pub mod access_log;
+pub mod metrics;
 
 use std::io::IsTerminal;
 

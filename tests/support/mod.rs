@@ -113,6 +113,19 @@ pub async fn json_backend(status: u16, body: &'static str) -> Backend {
     backend(move |_| async move { reply(status, "application/json", body) }).await
 }
 
+/// A backend answering `{"path": "<the path it was asked for>"}`: shows which URL a
+/// configuration sent a request to.
+pub async fn path_echo_backend() -> Backend {
+    backend(|r| async move {
+        reply(
+            200,
+            "application/json",
+            format!("{{\"path\":\"{}\"}}", r.path()),
+        )
+    })
+    .await
+}
+
 /// A response with a status, content type and body.
 pub fn reply(status: u16, content_type: &str, body: impl Into<Bytes>) -> Reply {
     let mut r = Response::new(Full::new(body.into()));

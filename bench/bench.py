@@ -1,0 +1,506 @@
+#!/usr/bin/env python3
+"""Weir benchmark harness.
+
+Runs every scenario of BENCHMARKS.md side by side with nginx on this machine and prints a
+Markdown report (also written to bench/results/latest.md and latest.json).
+
+Only loopback addresses are used, and every load run is bounded in time (wrk -d).
+Needs: wrk and nginx (Debian: `apt-get install wrk nginx-light`), a Rust toolchain.
+
+    python3 bench/bench.py            # full run (about 8 minutes)
+    python3 bench/bench.py --quick    # smoke run with short durations
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOST = "127.0.0.1"
+P_BACKEND = 18081  # nginx serving static files (the fixed-answer backend)
+P_NGINX = 18082  # nginx as the peer proxy
+P_WEIR = 18080
+P_ADMIN = 18089
+P_DELAYED = [18091, 18092, 18093]
+
+procs = []
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def spawn(cmd, **kw):
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    procs.append(p)
+    return p
+
+
+def stop_all():
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    procs.clear()
+
+
+def wait_http(url, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            pass
+        time.sleep(0.005)
+    raise RuntimeError(f"{url} not ready within {timeout}s")
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except Exception:
+        return 0, b""
+
+
+def rss_kib(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def to_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text.strip())
+    return float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
+
+
+def wrk(url, seconds, conns=50, threads=2, script=None):
+    """Runs wrk (bounded by -d) and returns its figures."""
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run(cmd + [url], check=True, capture_output=True, text=True,
+                         timeout=seconds + 30).stdout
+    res = {"raw": out}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    res["rps"] = float(m.group(1)) if m else 0.0
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", out, re.M)
+        res[f"p{pct}"] = to_ms(m.group(1)) if m else float("nan")
+    m = re.search(r"(\d+) requests in", out)
+    res["requests"] = int(m.group(1)) if m else 0
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    res["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    res["socket_errors"] = sum(int(x) for x in m.groups()) if m else 0
+    m = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
+    if m:
+        scale = {"B": 1 / 2**20, "KB": 1 / 1024, "MB": 1, "GB": 1024}.get(m.group(2), 1)
+        res["mb_per_s"] = float(m.group(1)) * scale
+    m = re.search(r"^BAD (\d+)$", out, re.M)
+    if m:
+        res["bad_bodies"] = int(m.group(1))
+    return res
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def nginx_conf(work, name, workers, server_block):
+    conf = f"""
+worker_processes {workers};
+pid {work}/{name}.pid;
+error_log {work}/{name}.error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/{name}-body;
+    proxy_temp_path {work}/{name}-proxy;
+    fastcgi_temp_path {work}/{name}-fcgi;
+    uwsgi_temp_path {work}/{name}-uwsgi;
+    scgi_temp_path {work}/{name}-scgi;
+    keepalive_requests 1000000;
+    {server_block}
+}}
+"""
+    path = os.path.join(work, f"{name}.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return path
+
+
+def write_atomic(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def weir_config(extra_endpoints=""):
+    b = f"http://{HOST}:{P_BACKEND}"
+    d = [f"http://{HOST}:{p}" for p in P_DELAYED]
+    return f"""port: {P_WEIR}
+adminPort: {P_ADMIN}
+accessLog: false
+stats: {{enabled: true}}
+timeout: 3s
+endpoints:
+  - path: /small
+    backends:
+      - hosts: ["{b}"]
+        urlPattern: /small.json
+  - path: /small-noop
+    outputEncoding: no-op
+    backends:
+      - hosts: ["{b}"]
+        urlPattern: /small.json
+  - path: /aggregate
+    backends:
+      - hosts: ["{b}"]
+        urlPattern: /user.json
+        group: user
+        allow: [id, name, email, address]
+      - hosts: ["{b}"]
+        urlPattern: /orders.json
+        group: orders
+      - hosts: ["{b}"]
+        urlPattern: /profile.json
+        allow: [preferences, plan]
+  - path: /aggregate-delayed
+    backends:
+      - hosts: ["{d[0]}"]
+        urlPattern: /a
+        group: a
+      - hosts: ["{d[1]}"]
+        urlPattern: /b
+        group: b
+      - hosts: ["{d[2]}"]
+        urlPattern: /c
+        group: c
+  - path: /big
+    outputEncoding: no-op
+    backends:
+      - hosts: ["{b}"]
+        urlPattern: /big.bin
+{extra_endpoints}"""
+
+
+def make_data(data):
+    os.makedirs(data, exist_ok=True)
+    with open(os.path.join(data, "small.json"), "w") as f:
+        json.dump({"id": 1, "name": "Ada Lovelace", "email": "ada@example.com", "active": True}, f)
+
+    def kb_object(seed):
+        obj = {"id": seed, "name": f"user {seed}", "email": f"u{seed}@example.com",
+               "address": {"street": "Rua Augusta 1", "city": "Lisbon", "zip": "1100-048"},
+               "preferences": {"lang": "pt", "theme": "dark", "newsletter": False},
+               "plan": "pro", "tags": [f"t{i}" for i in range(20)]}
+        obj["pad"] = "x" * max(0, 1024 - len(json.dumps(obj)))
+        return obj
+
+    for name, seed in (("user.json", 1), ("orders.json", 2), ("profile.json", 3)):
+        with open(os.path.join(data, name), "w") as f:
+            json.dump(kb_object(seed), f)
+    with open(os.path.join(data, "big.bin"), "wb") as f:
+        f.write(os.urandom(10 * 1024 * 1024))
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    nginx_v = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
+    wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0]
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "nginx": nginx_v, "wrk": wrk_v}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="short runs (smoke test)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--skip-build", action="store_true")
+    args = ap.parse_args()
+    dur = 3 if args.quick else 10
+    reload_dur = 6 if args.quick else 30
+    rounds = 1 if args.quick else args.rounds
+    for tool in ("wrk", "nginx"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not found: apt-get install wrk nginx-light")
+
+    if not args.skip_build:
+        log("building weir and the bench backend (release)...")
+        run(["cargo", "build", "--release", "--bin", "weir", "--example", "bench-backend"], cwd=ROOT)
+    weir_bin = os.path.join(ROOT, "target/release/weir")
+    backend_bin = os.path.join(ROOT, "target/release/examples/bench-backend")
+
+    work = tempfile.mkdtemp(prefix="weir-bench-")
+    # nginx started as root serves files as an unprivileged worker user.
+    os.chmod(work, 0o755)
+    data = os.path.join(work, "data")
+    make_data(data)
+    for root, dirs, files in os.walk(data):
+        for name in dirs + files:
+            os.chmod(os.path.join(root, name), 0o755)
+    results = {"machine": machine(), "quick": args.quick, "duration_s": dur}
+    try:
+        backend_conf = nginx_conf(work, "backend", 1, f"""
+    server {{
+        listen {HOST}:{P_BACKEND} reuseport;
+        location / {{ root {data}; default_type application/json; }}
+    }}""")
+        proxy_conf = nginx_conf(work, "proxy", "auto", f"""
+    upstream backend {{ server {HOST}:{P_BACKEND}; keepalive 128; }}
+    server {{
+        listen {HOST}:{P_NGINX} reuseport;
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}""")
+        spawn(["nginx", "-p", work, "-c", backend_conf, "-g", "daemon off;"])
+        spawn(["nginx", "-p", work, "-c", proxy_conf, "-g", "daemon off;"])
+        for p in P_DELAYED:
+            spawn([backend_bin, str(p), "20", "1024"])
+        cfg_path = os.path.join(work, "gateway.yaml")
+        write_atomic(cfg_path, weir_config())
+        t0 = time.monotonic()
+        weir = spawn([weir_bin, "run", "--config", cfg_path])
+        wait_http(f"http://{HOST}:{P_ADMIN}/__health/ready")
+        results["startup_small_ms"] = (time.monotonic() - t0) * 1000
+        try:
+            wait_http(f"http://{HOST}:{P_BACKEND}/small.json")
+            wait_http(f"http://{HOST}:{P_NGINX}/small.json")
+        except RuntimeError:
+            for name in ("backend", "proxy"):
+                log_path = os.path.join(work, f"{name}.error.log")
+                if os.path.exists(log_path):
+                    log(open(log_path).read())
+            raise
+        for p in P_DELAYED:
+            wait_http(f"http://{HOST}:{p}/")
+        time.sleep(0.5)
+        results["idle_rss_kib"] = rss_kib(weir.pid)
+        log(f"idle RSS {results['idle_rss_kib']} KiB")
+
+        # 1. Single backend, alternating A B C D rounds.
+        targets = {
+            "weir (json)": f"http://{HOST}:{P_WEIR}/small",
+            "weir (no-op)": f"http://{HOST}:{P_WEIR}/small-noop",
+            "nginx": f"http://{HOST}:{P_NGINX}/small.json",
+            "direct": f"http://{HOST}:{P_BACKEND}/small.json",
+        }
+        for url in targets.values():
+            wrk(url, 1, conns=10)  # warm pools
+        single = {k: [] for k in targets}
+        for r in range(rounds):
+            for name, url in targets.items():
+                res = wrk(url, dur)
+                single[name].append(res)
+                log(f"round {r + 1} {name}: {res['rps']:.0f} req/s p50 {res['p50']:.3f} ms p99 {res['p99']:.3f} ms")
+        results["single"] = {
+            k: {"rps": median([x["rps"] for x in v]), "p50_ms": median([x["p50"] for x in v]),
+                "p99_ms": median([x["p99"] for x in v]),
+                "errors": sum(x["non2xx"] + x["socket_errors"] for x in v)}
+            for k, v in single.items()}
+
+        # 2. Aggregation of 3 backends (~1 KB each, group + allow).
+        agg = wrk(f"http://{HOST}:{P_WEIR}/aggregate", dur)
+        results["aggregate"] = {"rps": agg["rps"], "p50_ms": agg["p50"], "p99_ms": agg["p99"],
+                                "errors": agg["non2xx"] + agg["socket_errors"]}
+        log(f"aggregate: {agg['rps']:.0f} req/s p99 {agg['p99']:.3f} ms")
+        # Overhead over the slowest backend: each backend waits 20 ms; a light, steady load.
+        direct_d = wrk(f"http://{HOST}:{P_DELAYED[0]}/a", dur, conns=10)
+        agg_d = wrk(f"http://{HOST}:{P_WEIR}/aggregate-delayed", dur, conns=10)
+        results["aggregate_delayed"] = {
+            "backend_p50_ms": direct_d["p50"], "backend_p99_ms": direct_d["p99"],
+            "weir_p50_ms": agg_d["p50"], "weir_p99_ms": agg_d["p99"], "weir_rps": agg_d["rps"],
+            "overhead_p50_ms": agg_d["p50"] - direct_d["p50"],
+            "overhead_p99_ms": agg_d["p99"] - direct_d["p99"]}
+        log(f"aggregate delayed: {results['aggregate_delayed']}")
+
+        # 3. no-op streaming of a 10 MB body.
+        hwm_before = rss_kib(weir.pid, "VmHWM")
+        big = wrk(f"http://{HOST}:{P_WEIR}/big", dur, conns=4)
+        big_direct = wrk(f"http://{HOST}:{P_BACKEND}/big.bin", dur, conns=4)
+        results["noop_10mb"] = {"weir_mb_per_s": big.get("mb_per_s", 0.0),
+                                "direct_mb_per_s": big_direct.get("mb_per_s", 0.0),
+                                "rss_hwm_before_kib": hwm_before,
+                                "rss_hwm_after_kib": rss_kib(weir.pid, "VmHWM"),
+                                "errors": big["non2xx"] + big["socket_errors"]}
+        log(f"no-op 10MB: {results['noop_10mb']}")
+
+        # 4. Reload under load: the config changes every 100 ms during a wrk run that checks
+        # every body; compared with the same run without reloads.
+        lua = os.path.join(work, "check.lua")
+        with open(lua, "w") as f:
+            f.write("""
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) bad = 0 end
+function response(status, headers, body)
+  if status ~= 200 or not string.find(body, '"id":1', 1, true) then bad = bad + 1 end
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("bad") end
+  io.write("BAD " .. total .. "\\n")
+end
+""")
+        quiet = wrk(f"http://{HOST}:{P_WEIR}/small", reload_dur, script=lua)
+        stop = time.monotonic() + reload_dur
+        import threading
+
+        reloads = {"n": 0}
+
+        def churn():
+            i = 0
+            while time.monotonic() < stop:
+                i += 1
+                extra = f"  - path: /extra-{i}\n    backends:\n      - hosts: [\"http://{HOST}:{P_BACKEND}\"]\n        urlPattern: /small.json\n"
+                write_atomic(cfg_path, weir_config(extra))
+                reloads["n"] += 1
+                time.sleep(0.1)
+
+        th = threading.Thread(target=churn)
+        th.start()
+        loaded = wrk(f"http://{HOST}:{P_WEIR}/small", reload_dur, script=lua)
+        th.join()
+        _, stats = get(f"http://{HOST}:{P_ADMIN}/__stats")
+        m = re.search(rb'weir_config_reloads_total\{result="applied"\} (\d+)', stats)
+        results["reload_under_load"] = {
+            "config_writes": reloads["n"], "reloads_applied": int(m.group(1)) if m else None,
+            "rps_without": quiet["rps"], "rps_with": loaded["rps"],
+            "dip_pct": (1 - loaded["rps"] / quiet["rps"]) * 100 if quiet["rps"] else None,
+            "requests": loaded["requests"],
+            "bad": loaded.get("bad_bodies", -1) + loaded["non2xx"] + loaded["socket_errors"],
+            "bad_without": quiet.get("bad_bodies", -1) + quiet["non2xx"] + quiet["socket_errors"]}
+        log(f"reload under load: {results['reload_under_load']}")
+        write_atomic(cfg_path, weir_config())
+
+        # 6. Memory after many requests.
+        target = 200_000 if args.quick else 1_000_000
+        served = 0
+        rss_before = rss_kib(weir.pid)
+        for _ in range(6):
+            if served >= target:
+                break
+            served += wrk(f"http://{HOST}:{P_WEIR}/small", dur * 3)["requests"]
+        time.sleep(1)
+        results["memory"] = {"idle_rss_kib": results["idle_rss_kib"], "rss_before_kib": rss_before,
+                             "requests": served, "rss_after_kib": rss_kib(weir.pid)}
+        log(f"memory: {results['memory']}")
+        weir.terminate()
+        weir.wait(timeout=30)
+
+        # 5. Scale: 10,000 endpoints in the local file.
+        n = 10_000
+        lines = [f"port: {P_WEIR}\nadminPort: {P_ADMIN}\naccessLog: false\nendpoints:\n"]
+        for i in range(n):
+            lines.append(f"  - path: /e/{i}/{{id}}\n    backends:\n      - hosts: [\"http://{HOST}:{P_BACKEND}\"]\n        urlPattern: /small.json\n")
+        big_cfg = "".join(lines)
+        scale_path = os.path.join(work, "scale.yaml")
+        write_atomic(scale_path, big_cfg)
+        t0 = time.monotonic()
+        weir = spawn([weir_bin, "run", "--config", scale_path])
+        wait_http(f"http://{HOST}:{P_ADMIN}/__health/ready", timeout=120)
+        startup = (time.monotonic() - t0) * 1000
+        latencies = []
+        for k in range(5 if not args.quick else 2):
+            extra = f"  - path: /fresh-{k}\n    backends:\n      - hosts: [\"http://{HOST}:{P_BACKEND}\"]\n        urlPattern: /small.json\n"
+            t1 = time.monotonic()
+            write_atomic(scale_path, big_cfg + extra)
+            deadline = t1 + 30
+            while time.monotonic() < deadline:
+                if get(f"http://{HOST}:{P_WEIR}/fresh-{k}")[0] == 200:
+                    break
+                time.sleep(0.001)
+            latencies.append((time.monotonic() - t1) * 1000)
+        results["scale_10k"] = {"endpoints": n, "startup_to_ready_ms": startup,
+                                "reload_ms": latencies, "reload_median_ms": median(latencies),
+                                "rss_kib": rss_kib(weir.pid)}
+        log(f"scale: {results['scale_10k']}")
+    finally:
+        stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+
+    out_dir = os.path.join(ROOT, "bench", "results")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "latest.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    report = render(results)
+    with open(os.path.join(out_dir, "latest.md"), "w") as f:
+        f.write(report)
+    print(report)
+
+
+def render(r):
+    s = r["single"]
+    m = r["machine"]
+    out = [f"Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}; {m['nginx']}; {m['wrk']}.",
+           f"wrk, 2 threads, 50 connections, {r['duration_s']} s per run; load generator, proxies and "
+           "backend share the same cores.", "",
+           "| target | req/s (median) | p50 ms | p99 ms | errors |", "|---|---|---|---|---|"]
+    for k, v in s.items():
+        out.append(f"| {k} | {v['rps']:.0f} | {v['p50_ms']:.3f} | {v['p99_ms']:.3f} | {v['errors']} |")
+    ng = s["nginx"]
+    for k in ("weir (json)", "weir (no-op)"):
+        out.append(f"\n{k} / nginx: req/s x{s[k]['rps'] / ng['rps']:.2f}, p99 x{s[k]['p99_ms'] / ng['p99_ms']:.2f}")
+    a, d = r["aggregate"], r["aggregate_delayed"]
+    out += ["", f"Aggregation (3 backends, ~1 KB each, group + allow): {a['rps']:.0f} req/s, p99 {a['p99_ms']:.3f} ms, errors {a['errors']}.",
+            f"With each backend answering after 20 ms (10 connections, {d['weir_rps']:.0f} req/s): backend p50/p99 "
+            f"{d['backend_p50_ms']:.2f}/{d['backend_p99_ms']:.2f} ms, through Weir {d['weir_p50_ms']:.2f}/{d['weir_p99_ms']:.2f} ms "
+            f"(overhead {d['overhead_p50_ms']:.2f}/{d['overhead_p99_ms']:.2f} ms)."]
+    n = r["noop_10mb"]
+    out += ["", f"no-op 10 MB body: {n['weir_mb_per_s']:.0f} MB/s through Weir vs {n['direct_mb_per_s']:.0f} MB/s direct; "
+            f"Weir peak RSS {n['rss_hwm_before_kib'] / 1024:.1f} MiB before, {n['rss_hwm_after_kib'] / 1024:.1f} MiB after."]
+    ru = r["reload_under_load"]
+    out += ["", f"Reload under load: {ru['config_writes']} config writes ({ru['reloads_applied']} reloads applied) during "
+            f"{ru['requests']} requests: {ru['bad']} failed or incorrect answers (without reloads: {ru['bad_without']}); "
+            f"{ru['rps_with']:.0f} req/s vs {ru['rps_without']:.0f} without reloads ({ru['dip_pct']:.1f}% dip)."]
+    sc = r["scale_10k"]
+    out += ["", f"10,000 endpoints (local file): start-up to ready {sc['startup_to_ready_ms']:.0f} ms; "
+            f"one-change reload (file write → new route served) median {sc['reload_median_ms']:.0f} ms "
+            f"(runs: {', '.join(f'{x:.0f}' for x in sc['reload_ms'])}); RSS {sc['rss_kib'] / 1024:.1f} MiB."]
+    me = r["memory"]
+    out += ["", f"Memory: idle RSS {me['idle_rss_kib'] / 1024:.1f} MiB; {me['rss_before_kib'] / 1024:.1f} MiB before and "
+            f"{me['rss_after_kib'] / 1024:.1f} MiB after {me['requests']} more requests."]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    main()
