@@ -30,6 +30,8 @@ P_BACKEND = 18081  # nginx serving static files (the fixed-answer backend)
 P_NGINX = 18082  # nginx as the peer proxy
 P_WEIR = 18080
 P_ADMIN = 18089
+P_BASE = 18070  # a baseline Weir binary (--baseline-bin), for before/after figures
+P_BASE_ADMIN = 18079
 P_DELAYED = [18091, 18092, 18093]
 
 procs = []
@@ -163,11 +165,11 @@ def write_atomic(path, text):
     os.replace(tmp, path)
 
 
-def weir_config(extra_endpoints=""):
+def weir_config(extra_endpoints="", port=P_WEIR, admin=P_ADMIN):
     b = f"http://{HOST}:{P_BACKEND}"
     d = [f"http://{HOST}:{p}" for p in P_DELAYED]
-    return f"""port: {P_WEIR}
-adminPort: {P_ADMIN}
+    return f"""port: {port}
+adminPort: {admin}
 accessLog: false
 stats: {{enabled: true}}
 timeout: 3s
@@ -253,7 +255,11 @@ def main():
     ap.add_argument("--quick", action="store_true", help="short runs (smoke test)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--baseline-bin", help="another weir binary to run side by side (before/after)")
+    ap.add_argument("--scenarios", default="single,aggregate,noop,reload,memory,scale",
+                    help="comma-separated subset of: single,aggregate,noop,reload,memory,scale")
     args = ap.parse_args()
+    scenarios = set(args.scenarios.split(","))
     dur = 3 if args.quick else 10
     reload_dur = 6 if args.quick else 30
     rounds = 1 if args.quick else args.rounds
@@ -324,6 +330,16 @@ def main():
             "nginx": f"http://{HOST}:{P_NGINX}/small.json",
             "direct": f"http://{HOST}:{P_BACKEND}/small.json",
         }
+        if args.baseline_bin:
+            base_cfg = os.path.join(work, "baseline.yaml")
+            write_atomic(base_cfg, weir_config(port=P_BASE, admin=P_BASE_ADMIN))
+            spawn([args.baseline_bin, "run", "--config", base_cfg])
+            wait_http(f"http://{HOST}:{P_BASE_ADMIN}/__health/ready")
+            targets["baseline (json)"] = f"http://{HOST}:{P_BASE}/small"
+            targets["baseline (no-op)"] = f"http://{HOST}:{P_BASE}/small-noop"
+            results["baseline_bin"] = args.baseline_bin
+        if "single" not in scenarios:
+            targets = {}
         for url in targets.values():
             wrk(url, 1, conns=10)  # warm pools
         single = {k: [] for k in targets}
@@ -332,128 +348,25 @@ def main():
                 res = wrk(url, dur)
                 single[name].append(res)
                 log(f"round {r + 1} {name}: {res['rps']:.0f} req/s p50 {res['p50']:.3f} ms p99 {res['p99']:.3f} ms")
-        results["single"] = {
+        results["single"] = {} if not targets else {
             k: {"rps": median([x["rps"] for x in v]), "p50_ms": median([x["p50"] for x in v]),
                 "p99_ms": median([x["p99"] for x in v]),
                 "errors": sum(x["non2xx"] + x["socket_errors"] for x in v)}
             for k, v in single.items()}
 
         # 2. Aggregation of 3 backends (~1 KB each, group + allow).
-        agg = wrk(f"http://{HOST}:{P_WEIR}/aggregate", dur)
-        results["aggregate"] = {"rps": agg["rps"], "p50_ms": agg["p50"], "p99_ms": agg["p99"],
-                                "errors": agg["non2xx"] + agg["socket_errors"]}
-        log(f"aggregate: {agg['rps']:.0f} req/s p99 {agg['p99']:.3f} ms")
-        # Overhead over the slowest backend: each backend waits 20 ms; a light, steady load.
-        direct_d = wrk(f"http://{HOST}:{P_DELAYED[0]}/a", dur, conns=10)
-        agg_d = wrk(f"http://{HOST}:{P_WEIR}/aggregate-delayed", dur, conns=10)
-        results["aggregate_delayed"] = {
-            "backend_p50_ms": direct_d["p50"], "backend_p99_ms": direct_d["p99"],
-            "weir_p50_ms": agg_d["p50"], "weir_p99_ms": agg_d["p99"], "weir_rps": agg_d["rps"],
-            "overhead_p50_ms": agg_d["p50"] - direct_d["p50"],
-            "overhead_p99_ms": agg_d["p99"] - direct_d["p99"]}
-        log(f"aggregate delayed: {results['aggregate_delayed']}")
-
-        # 3. no-op streaming of a 10 MB body.
-        hwm_before = rss_kib(weir.pid, "VmHWM")
-        big = wrk(f"http://{HOST}:{P_WEIR}/big", dur, conns=4)
-        big_direct = wrk(f"http://{HOST}:{P_BACKEND}/big.bin", dur, conns=4)
-        results["noop_10mb"] = {"weir_mb_per_s": big.get("mb_per_s", 0.0),
-                                "direct_mb_per_s": big_direct.get("mb_per_s", 0.0),
-                                "rss_hwm_before_kib": hwm_before,
-                                "rss_hwm_after_kib": rss_kib(weir.pid, "VmHWM"),
-                                "errors": big["non2xx"] + big["socket_errors"]}
-        log(f"no-op 10MB: {results['noop_10mb']}")
-
-        # 4. Reload under load: the config changes every 100 ms during a wrk run that checks
-        # every body; compared with the same run without reloads.
-        lua = os.path.join(work, "check.lua")
-        with open(lua, "w") as f:
-            f.write("""
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) bad = 0 end
-function response(status, headers, body)
-  if status ~= 200 or not string.find(body, '"id":1', 1, true) then bad = bad + 1 end
-end
-function done(summary, latency, requests)
-  local total = 0
-  for _, t in ipairs(threads) do total = total + t:get("bad") end
-  io.write("BAD " .. total .. "\\n")
-end
-""")
-        quiet = wrk(f"http://{HOST}:{P_WEIR}/small", reload_dur, script=lua)
-        stop = time.monotonic() + reload_dur
-        import threading
-
-        reloads = {"n": 0}
-
-        def churn():
-            i = 0
-            while time.monotonic() < stop:
-                i += 1
-                extra = f"  - path: /extra-{i}\n    backends:\n      - hosts: [\"http://{HOST}:{P_BACKEND}\"]\n        urlPattern: /small.json\n"
-                write_atomic(cfg_path, weir_config(extra))
-                reloads["n"] += 1
-                time.sleep(0.1)
-
-        th = threading.Thread(target=churn)
-        th.start()
-        loaded = wrk(f"http://{HOST}:{P_WEIR}/small", reload_dur, script=lua)
-        th.join()
-        _, stats = get(f"http://{HOST}:{P_ADMIN}/__stats")
-        m = re.search(rb'weir_config_reloads_total\{result="applied"\} (\d+)', stats)
-        results["reload_under_load"] = {
-            "config_writes": reloads["n"], "reloads_applied": int(m.group(1)) if m else None,
-            "rps_without": quiet["rps"], "rps_with": loaded["rps"],
-            "dip_pct": (1 - loaded["rps"] / quiet["rps"]) * 100 if quiet["rps"] else None,
-            "requests": loaded["requests"],
-            "bad": loaded.get("bad_bodies", -1) + loaded["non2xx"] + loaded["socket_errors"],
-            "bad_without": quiet.get("bad_bodies", -1) + quiet["non2xx"] + quiet["socket_errors"]}
-        log(f"reload under load: {results['reload_under_load']}")
-        write_atomic(cfg_path, weir_config())
-
-        # 6. Memory after many requests.
-        target = 200_000 if args.quick else 1_000_000
-        served = 0
-        rss_before = rss_kib(weir.pid)
-        for _ in range(6):
-            if served >= target:
-                break
-            served += wrk(f"http://{HOST}:{P_WEIR}/small", dur * 3)["requests"]
-        time.sleep(1)
-        results["memory"] = {"idle_rss_kib": results["idle_rss_kib"], "rss_before_kib": rss_before,
-                             "requests": served, "rss_after_kib": rss_kib(weir.pid)}
-        log(f"memory: {results['memory']}")
+        if "aggregate" in scenarios:
+            aggregate(results, dur)
+        if "noop" in scenarios:
+            noop(results, dur, weir)
+        if "reload" in scenarios:
+            reload_under_load(results, reload_dur, work, cfg_path)
+        if "memory" in scenarios:
+            memory(results, dur, weir, args.quick)
         weir.terminate()
         weir.wait(timeout=30)
-
-        # 5. Scale: 10,000 endpoints in the local file.
-        n = 10_000
-        lines = [f"port: {P_WEIR}\nadminPort: {P_ADMIN}\naccessLog: false\nendpoints:\n"]
-        for i in range(n):
-            lines.append(f"  - path: /e/{i}/{{id}}\n    backends:\n      - hosts: [\"http://{HOST}:{P_BACKEND}\"]\n        urlPattern: /small.json\n")
-        big_cfg = "".join(lines)
-        scale_path = os.path.join(work, "scale.yaml")
-        write_atomic(scale_path, big_cfg)
-        t0 = time.monotonic()
-        weir = spawn([weir_bin, "run", "--config", scale_path])
-        wait_http(f"http://{HOST}:{P_ADMIN}/__health/ready", timeout=120)
-        startup = (time.monotonic() - t0) * 1000
-        latencies = []
-        for k in range(5 if not args.quick else 2):
-            extra = f"  - path: /fresh-{k}\n    backends:\n      - hosts: [\"http://{HOST}:{P_BACKEND}\"]\n        urlPattern: /small.json\n"
-            t1 = time.monotonic()
-            write_atomic(scale_path, big_cfg + extra)
-            deadline = t1 + 30
-            while time.monotonic() < deadline:
-                if get(f"http://{HOST}:{P_WEIR}/fresh-{k}")[0] == 200:
-                    break
-                time.sleep(0.001)
-            latencies.append((time.monotonic() - t1) * 1000)
-        results["scale_10k"] = {"endpoints": n, "startup_to_ready_ms": startup,
-                                "reload_ms": latencies, "reload_median_ms": median(latencies),
-                                "rss_kib": rss_kib(weir.pid)}
-        log(f"scale: {results['scale_10k']}")
+        if "scale" in scenarios:
+            scale(results, weir_bin, work, args.quick)
     finally:
         stop_all()
         shutil.rmtree(work, ignore_errors=True)
@@ -468,37 +381,188 @@ end
     print(report)
 
 
+def aggregate(results, dur):
+    """Scenario 2: three backends (~1 KB each, group + allow), then the latency added over
+    backends that each answer after 20 ms."""
+    agg = wrk(f"http://{HOST}:{P_WEIR}/aggregate", dur)
+    results["aggregate"] = {"rps": agg["rps"], "p50_ms": agg["p50"], "p99_ms": agg["p99"],
+                            "errors": agg["non2xx"] + agg["socket_errors"]}
+    log(f"aggregate: {agg['rps']:.0f} req/s p99 {agg['p99']:.3f} ms")
+    direct_d = wrk(f"http://{HOST}:{P_DELAYED[0]}/a", dur, conns=10)
+    agg_d = wrk(f"http://{HOST}:{P_WEIR}/aggregate-delayed", dur, conns=10)
+    results["aggregate_delayed"] = {
+        "backend_p50_ms": direct_d["p50"], "backend_p99_ms": direct_d["p99"],
+        "weir_p50_ms": agg_d["p50"], "weir_p99_ms": agg_d["p99"], "weir_rps": agg_d["rps"],
+        "overhead_p50_ms": agg_d["p50"] - direct_d["p50"],
+        "overhead_p99_ms": agg_d["p99"] - direct_d["p99"]}
+    log(f"aggregate delayed: {results['aggregate_delayed']}")
+
+
+def noop(results, dur, weir):
+    """Scenario 3: a 10 MB body through a no-op endpoint; peak RSS must not follow it."""
+    hwm_before = rss_kib(weir.pid, "VmHWM")
+    big = wrk(f"http://{HOST}:{P_WEIR}/big", dur, conns=4)
+    big_direct = wrk(f"http://{HOST}:{P_BACKEND}/big.bin", dur, conns=4)
+    results["noop_10mb"] = {"weir_mb_per_s": big.get("mb_per_s", 0.0),
+                            "direct_mb_per_s": big_direct.get("mb_per_s", 0.0),
+                            "rss_hwm_before_kib": hwm_before,
+                            "rss_hwm_after_kib": rss_kib(weir.pid, "VmHWM"),
+                            "errors": big["non2xx"] + big["socket_errors"]}
+    log(f"no-op 10MB: {results['noop_10mb']}")
+
+
+CHECK_LUA = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) bad = 0 end
+function response(status, headers, body)
+  if status ~= 200 or not string.find(body, '"id":1', 1, true) then bad = bad + 1 end
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("bad") end
+  io.write("BAD " .. total .. "\\n")
+end
+"""
+
+
+def reload_under_load(results, seconds, work, cfg_path):
+    """Scenario 4: the config changes every 100 ms during a wrk run that checks every body;
+    compared with the same run without reloads."""
+    import threading
+
+    lua = os.path.join(work, "check.lua")
+    with open(lua, "w") as f:
+        f.write(CHECK_LUA)
+    quiet = wrk(f"http://{HOST}:{P_WEIR}/small", seconds, script=lua)
+    stop = time.monotonic() + seconds
+    writes = {"n": 0}
+
+    def churn():
+        i = 0
+        while time.monotonic() < stop:
+            i += 1
+            extra = (f"  - path: /extra-{i}\n    backends:\n      - hosts: [\"http://{HOST}:{P_BACKEND}\"]\n"
+                     "        urlPattern: /small.json\n")
+            write_atomic(cfg_path, weir_config(extra))
+            writes["n"] += 1
+            time.sleep(0.1)
+
+    th = threading.Thread(target=churn)
+    th.start()
+    loaded = wrk(f"http://{HOST}:{P_WEIR}/small", seconds, script=lua)
+    th.join()
+    _, stats = get(f"http://{HOST}:{P_ADMIN}/__stats")
+    m = re.search(rb'weir_config_reloads_total\{result="applied"\} (\d+)', stats)
+    results["reload_under_load"] = {
+        "config_writes": writes["n"], "reloads_applied": int(m.group(1)) if m else None,
+        "rps_without": quiet["rps"], "rps_with": loaded["rps"],
+        "dip_pct": (1 - loaded["rps"] / quiet["rps"]) * 100 if quiet["rps"] else None,
+        "requests": loaded["requests"],
+        "bad": loaded.get("bad_bodies", -1) + loaded["non2xx"] + loaded["socket_errors"],
+        "bad_without": quiet.get("bad_bodies", -1) + quiet["non2xx"] + quiet["socket_errors"]}
+    log(f"reload under load: {results['reload_under_load']}")
+    write_atomic(cfg_path, weir_config())
+
+
+def memory(results, dur, weir, quick):
+    """Scenario 6: RSS idle and after a million requests."""
+    target = 200_000 if quick else 1_000_000
+    served = 0
+    rss_before = rss_kib(weir.pid)
+    for _ in range(6):
+        if served >= target:
+            break
+        served += wrk(f"http://{HOST}:{P_WEIR}/small", dur * 3)["requests"]
+    time.sleep(1)
+    results["memory"] = {"idle_rss_kib": results["idle_rss_kib"], "rss_before_kib": rss_before,
+                         "requests": served, "rss_after_kib": rss_kib(weir.pid)}
+    log(f"memory: {results['memory']}")
+
+
+def scale(results, weir_bin, work, quick):
+    """Scenario 5: 10,000 endpoints in the local file: start-up, one-change reloads, RSS."""
+    n = 10_000
+    lines = [f"port: {P_WEIR}\nadminPort: {P_ADMIN}\naccessLog: false\nendpoints:\n"]
+    for i in range(n):
+        lines.append(f"  - path: /e/{i}/{{id}}\n    backends:\n      - hosts: [\"http://{HOST}:{P_BACKEND}\"]\n"
+                     "        urlPattern: /small.json\n")
+    big_cfg = "".join(lines)
+    scale_path = os.path.join(work, "scale.yaml")
+    write_atomic(scale_path, big_cfg)
+    t0 = time.monotonic()
+    weir = spawn([weir_bin, "run", "--config", scale_path])
+    wait_http(f"http://{HOST}:{P_ADMIN}/__health/ready", timeout=120)
+    startup = (time.monotonic() - t0) * 1000
+    rss_ready = rss_kib(weir.pid)
+    latencies = []
+    for k in range(2 if quick else 10):
+        extra = (f"  - path: /fresh-{k}\n    backends:\n      - hosts: [\"http://{HOST}:{P_BACKEND}\"]\n"
+                 "        urlPattern: /small.json\n")
+        time.sleep(0.3)
+        t1 = time.monotonic()
+        write_atomic(scale_path, big_cfg + extra)
+        deadline = t1 + 30
+        while time.monotonic() < deadline:
+            if get(f"http://{HOST}:{P_WEIR}/fresh-{k}")[0] == 200:
+                break
+            time.sleep(0.001)
+        latencies.append((time.monotonic() - t1) * 1000)
+    results["scale_10k"] = {"endpoints": n, "startup_to_ready_ms": startup,
+                            "reload_ms": latencies, "reload_median_ms": median(latencies),
+                            "reload_max_ms": max(latencies),
+                            "rss_ready_kib": rss_ready, "rss_kib": rss_kib(weir.pid)}
+    log(f"scale: {results['scale_10k']}")
+
+
 def render(r):
-    s = r["single"]
     m = r["machine"]
     out = [f"Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}; {m['nginx']}; {m['wrk']}.",
            f"wrk, 2 threads, 50 connections, {r['duration_s']} s per run; load generator, proxies and "
-           "backend share the same cores.", "",
-           "| target | req/s (median) | p50 ms | p99 ms | errors |", "|---|---|---|---|---|"]
-    for k, v in s.items():
-        out.append(f"| {k} | {v['rps']:.0f} | {v['p50_ms']:.3f} | {v['p99_ms']:.3f} | {v['errors']} |")
-    ng = s["nginx"]
-    for k in ("weir (json)", "weir (no-op)"):
-        out.append(f"\n{k} / nginx: req/s x{s[k]['rps'] / ng['rps']:.2f}, p99 x{s[k]['p99_ms'] / ng['p99_ms']:.2f}")
-    a, d = r["aggregate"], r["aggregate_delayed"]
-    out += ["", f"Aggregation (3 backends, ~1 KB each, group + allow): {a['rps']:.0f} req/s, p99 {a['p99_ms']:.3f} ms, errors {a['errors']}.",
-            f"With each backend answering after 20 ms (10 connections, {d['weir_rps']:.0f} req/s): backend p50/p99 "
-            f"{d['backend_p50_ms']:.2f}/{d['backend_p99_ms']:.2f} ms, through Weir {d['weir_p50_ms']:.2f}/{d['weir_p99_ms']:.2f} ms "
-            f"(overhead {d['overhead_p50_ms']:.2f}/{d['overhead_p99_ms']:.2f} ms)."]
-    n = r["noop_10mb"]
-    out += ["", f"no-op 10 MB body: {n['weir_mb_per_s']:.0f} MB/s through Weir vs {n['direct_mb_per_s']:.0f} MB/s direct; "
-            f"Weir peak RSS {n['rss_hwm_before_kib'] / 1024:.1f} MiB before, {n['rss_hwm_after_kib'] / 1024:.1f} MiB after."]
-    ru = r["reload_under_load"]
-    out += ["", f"Reload under load: {ru['config_writes']} config writes ({ru['reloads_applied']} reloads applied) during "
-            f"{ru['requests']} requests: {ru['bad']} failed or incorrect answers (without reloads: {ru['bad_without']}); "
-            f"{ru['rps_with']:.0f} req/s vs {ru['rps_without']:.0f} without reloads ({ru['dip_pct']:.1f}% dip)."]
-    sc = r["scale_10k"]
-    out += ["", f"10,000 endpoints (local file): start-up to ready {sc['startup_to_ready_ms']:.0f} ms; "
-            f"one-change reload (file write → new route served) median {sc['reload_median_ms']:.0f} ms "
-            f"(runs: {', '.join(f'{x:.0f}' for x in sc['reload_ms'])}); RSS {sc['rss_kib'] / 1024:.1f} MiB."]
-    me = r["memory"]
-    out += ["", f"Memory: idle RSS {me['idle_rss_kib'] / 1024:.1f} MiB; {me['rss_before_kib'] / 1024:.1f} MiB before and "
-            f"{me['rss_after_kib'] / 1024:.1f} MiB after {me['requests']} more requests."]
+           "backend share the same cores."]
+    s = r.get("single") or {}
+    if s:
+        out += ["", "| target | req/s (median) | p50 ms | p99 ms | errors |", "|---|---|---|---|---|"]
+        for k, v in s.items():
+            out.append(f"| {k} | {v['rps']:.0f} | {v['p50_ms']:.3f} | {v['p99_ms']:.3f} | {v['errors']} |")
+        ng = s["nginx"]
+        out.append("")
+        for k in [k for k in s if k not in ("nginx", "direct")]:
+            out.append(f"- {k} / nginx: req/s x{s[k]['rps'] / ng['rps']:.2f}, p99 x{s[k]['p99_ms'] / ng['p99_ms']:.2f}")
+        if "baseline_bin" in r:
+            for kind in ("json", "no-op"):
+                new, old = s[f"weir ({kind})"], s[f"baseline ({kind})"]
+                out.append(f"- weir ({kind}) / baseline: req/s x{new['rps'] / old['rps']:.2f}, "
+                           f"p99 x{new['p99_ms'] / old['p99_ms']:.2f} (baseline: {r['baseline_bin']})")
+    if "aggregate" in r:
+        a, d = r["aggregate"], r["aggregate_delayed"]
+        out += ["", f"Aggregation (3 backends, ~1 KB each, group + allow): {a['rps']:.0f} req/s, "
+                f"p99 {a['p99_ms']:.3f} ms, errors {a['errors']}.",
+                f"With each backend answering after 20 ms (10 connections, {d['weir_rps']:.0f} req/s): "
+                f"backend p50/p99 {d['backend_p50_ms']:.2f}/{d['backend_p99_ms']:.2f} ms, through Weir "
+                f"{d['weir_p50_ms']:.2f}/{d['weir_p99_ms']:.2f} ms (overhead {d['overhead_p50_ms']:.2f}/"
+                f"{d['overhead_p99_ms']:.2f} ms)."]
+    if "noop_10mb" in r:
+        n = r["noop_10mb"]
+        out += ["", f"no-op 10 MB body: {n['weir_mb_per_s']:.0f} MB/s through Weir vs {n['direct_mb_per_s']:.0f} "
+                f"MB/s direct; Weir peak RSS {n['rss_hwm_before_kib'] / 1024:.1f} MiB before, "
+                f"{n['rss_hwm_after_kib'] / 1024:.1f} MiB after."]
+    if "reload_under_load" in r:
+        ru = r["reload_under_load"]
+        out += ["", f"Reload under load: {ru['config_writes']} config writes ({ru['reloads_applied']} reloads "
+                f"applied) during {ru['requests']} requests: {ru['bad']} failed or incorrect answers "
+                f"(without reloads: {ru['bad_without']}); {ru['rps_with']:.0f} req/s vs "
+                f"{ru['rps_without']:.0f} without reloads ({ru['dip_pct']:.1f}% dip)."]
+    if "scale_10k" in r:
+        sc = r["scale_10k"]
+        out += ["", f"10,000 endpoints (local file): start-up to ready {sc['startup_to_ready_ms']:.0f} ms; "
+                f"one-change reload (file write to new route served) median {sc['reload_median_ms']:.0f} ms, "
+                f"max {sc['reload_max_ms']:.0f} ms (runs: {', '.join(f'{x:.0f}' for x in sc['reload_ms'])}); "
+                f"RSS {sc['rss_ready_kib'] / 1024:.1f} MiB when ready, {sc['rss_kib'] / 1024:.1f} MiB after the reloads."]
+    if "memory" in r:
+        me = r["memory"]
+        out += ["", f"Memory: idle RSS {me['idle_rss_kib'] / 1024:.1f} MiB; {me['rss_before_kib'] / 1024:.1f} MiB "
+                f"before and {me['rss_after_kib'] / 1024:.1f} MiB after {me['requests']} more requests."]
     return "\n".join(out) + "\n"
 
 

@@ -229,6 +229,7 @@ fn text_response(
 /// Serves one request for `ep` with the parameter values the router found.
 pub async fn handle(
     table: &RouteTable,
+    client: &HttpClient,
     ep: &Arc<CompiledEndpoint>,
     params: Vec<String>,
     req: Request<Incoming>,
@@ -241,7 +242,7 @@ pub async fn handle(
         return text_response(status, Bytes::new(), completed_header);
     }
     if ep.model.output_encoding == OutputEncoding::NoOp {
-        return no_op(table, ep, params, req, peer, deadline).await;
+        return no_op(table, client, ep, params, req, peer, deadline).await;
     }
     let (parts, body) = req.into_parts();
     let body = match tokio::time::timeout_at(
@@ -287,9 +288,9 @@ pub async fn handle(
         chunked_bodies: settings.flavor == crate::model::Flavor::KrakenD,
     };
     let mut outcome = if ep.model.sequential {
-        run_sequential(&table.client, ep, &inbound, deadline).await
+        run_sequential(client, ep, &inbound, deadline).await
     } else {
-        run_parallel(&table.client, ep, &inbound, deadline).await
+        run_parallel(client, ep, &inbound, deadline).await
     };
     let completed = outcome.completed();
     let mut static_applied = false;
@@ -422,6 +423,7 @@ fn failed_no_op(
 /// `no-op`: one backend, its status, headers and body passed through; the body streams.
 async fn no_op(
     table: &RouteTable,
+    client: &HttpClient,
     ep: &Arc<CompiledEndpoint>,
     params: Vec<String>,
     req: Request<Incoming>,
@@ -469,7 +471,7 @@ async fn no_op(
         let has_body = inbound.headers.contains_key(header::CONTENT_LENGTH)
             || inbound.headers.contains_key(header::TRANSFER_ENCODING);
         if !has_body {
-            return backend::fetch(&table.client, method, uri, headers, Bytes::new(), false).await;
+            return backend::fetch(client, method, uri, headers, Bytes::new(), false).await;
         }
         if let Some(len) = inbound.headers.get(header::CONTENT_LENGTH) {
             headers.insert(header::CONTENT_LENGTH, len.clone());
@@ -480,8 +482,7 @@ async fn no_op(
             .body(body.map_err(|e| Box::new(e) as BoxError).boxed_unsync())
             .map_err(|e| BackendError::Connect(e.to_string()))?;
         *upstream.headers_mut() = headers;
-        table
-            .client
+        client
             .request(upstream)
             .await
             .map_err(|e| BackendError::Connect(error_chain(&e)))

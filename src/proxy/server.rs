@@ -15,9 +15,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use crate::admin;
 use crate::model::{self, Gateway};
@@ -33,7 +33,6 @@ use super::{full, pipeline, Body};
 /// State shared by every listener: the current table and process-wide flags.
 pub struct Shared {
     table: ArcSwap<RouteTable>,
-    client: HttpClient,
     metrics: Arc<Metrics>,
     ready: AtomicBool,
     draining: AtomicBool,
@@ -61,13 +60,11 @@ impl Shared {
         ready: bool,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, RouteError> {
-        let client = backend::new_client();
-        let table = RouteTable::compile(gateway, 1, client.clone(), None, &metrics)?;
+        let table = RouteTable::compile(gateway, 1, None, &metrics)?;
         metrics.generation.set(1);
         metrics.endpoints.set(table.endpoints.len() as i64);
         Ok(Arc::new(Self {
             table: ArcSwap::from_pointee(table),
-            client,
             metrics,
             ready: AtomicBool::new(ready),
             draining: AtomicBool::new(false),
@@ -93,13 +90,7 @@ impl Shared {
             warn!("port and adminPort changes take effect after a restart");
         }
         let generation = current.generation + 1;
-        let table = match RouteTable::compile(
-            gateway,
-            generation,
-            self.client.clone(),
-            Some(&current),
-            &self.metrics,
-        ) {
+        let table = match RouteTable::compile(gateway, generation, Some(&current), &self.metrics) {
             Ok(t) => t,
             Err(e) => {
                 self.metrics.count_reload("rejected");
@@ -153,6 +144,12 @@ pub enum Role {
 }
 
 /// A running gateway: its listeners and a handle to publish tables and shut down.
+///
+/// The proxy port is served by one worker thread per core, each with its own
+/// current-thread runtime, its own `SO_REUSEPORT` listener on the same address and its own
+/// upstream connection pool: a request and the backend connections it uses never leave
+/// their thread, which saves the cross-thread wake-ups a shared pool costs on every call.
+/// Dropping the handle stops the workers.
 pub struct GatewayHandle {
     /// Where the proxy listener is bound.
     pub proxy_addr: SocketAddr,
@@ -161,48 +158,111 @@ pub struct GatewayHandle {
     shared: Arc<Shared>,
     shutdown: watch::Sender<Option<Duration>>,
     tasks: Vec<JoinHandle<()>>,
+    workers: Vec<oneshot::Receiver<()>>,
+}
+
+/// Number of proxy worker threads: `WEIR_WORKERS`, else one per available core.
+pub fn default_workers() -> usize {
+    std::env::var("WEIR_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// A listening socket with `SO_REUSEPORT`, so every worker can have its own.
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 impl GatewayHandle {
-    /// Binds the listeners and starts serving `shared`'s table.
+    /// Binds the listeners and starts serving `shared`'s table with [`default_workers`].
     pub async fn start(
         shared: Arc<Shared>,
         proxy: SocketAddr,
         admin: Option<SocketAddr>,
     ) -> std::io::Result<Self> {
+        Self::start_with_workers(shared, proxy, admin, default_workers()).await
+    }
+
+    /// Binds the listeners and starts `workers` proxy threads.
+    pub async fn start_with_workers(
+        shared: Arc<Shared>,
+        proxy: SocketAddr,
+        admin: Option<SocketAddr>,
+        workers: usize,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = watch::channel(None);
-        let rx_sweep = rx.clone();
-        let proxy_listener = TcpListener::bind(proxy).await?;
-        let proxy_addr = proxy_listener.local_addr()?;
+        // The first socket fixes the port (when 0 was asked for); the others share it.
+        let first = bind_reuseport(proxy)?;
+        let proxy_addr = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..workers.max(1) {
+            listeners.push(bind_reuseport(proxy_addr)?);
+        }
         let mut tasks = Vec::new();
         let mut admin_addr = None;
         if let Some(addr) = admin {
             let l = TcpListener::bind(addr).await?;
             admin_addr = Some(l.local_addr()?);
             tasks.push(tokio::spawn(
-                accept_loop(l, shared.clone(), Role::Admin, rx.clone())
-                    .instrument(info_span!("admin_listener")),
+                accept_loop(
+                    l,
+                    shared.clone(),
+                    Role::Admin,
+                    rx.clone(),
+                    backend::new_client(),
+                )
+                .instrument(info_span!("admin_listener")),
             ));
         }
-        tasks.push(tokio::spawn(
-            accept_loop(
-                proxy_listener,
-                shared.clone(),
-                Role::Proxy {
-                    with_admin: admin.is_none(),
-                },
-                rx,
-            )
-            .instrument(info_span!("proxy_listener")),
-        ));
-        tasks.push(tokio::spawn(sweep_idle_clients(shared.clone(), rx_sweep)));
-        info!(%proxy_addr, ?admin_addr, "listening");
+        let role = Role::Proxy {
+            with_admin: admin.is_none(),
+        };
+        let mut done = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let (done_tx, done_rx) = oneshot::channel();
+            let (shared, rx) = (shared.clone(), rx.clone());
+            std::thread::Builder::new()
+                .name(format!("weir-worker-{i}"))
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt.block_on(async move {
+                            match TcpListener::from_std(listener) {
+                                Ok(l) => {
+                                    accept_loop(l, shared, role, rx, backend::new_client())
+                                        .instrument(info_span!("worker", id = i))
+                                        .await
+                                }
+                                Err(e) => error!("worker {i} cannot listen: {e}"),
+                            }
+                        }),
+                        Err(e) => error!("worker {i} cannot start a runtime: {e}"),
+                    }
+                    let _ = done_tx.send(());
+                })?;
+            done.push(done_rx);
+        }
+        tasks.push(tokio::spawn(sweep_idle_clients(shared.clone(), rx)));
+        info!(%proxy_addr, ?admin_addr, workers = done.len(), "listening");
         Ok(Self {
             proxy_addr,
             admin_addr,
             shared,
             shutdown: tx,
             tasks,
+            workers: done,
         })
     }
 
@@ -218,6 +278,9 @@ impl GatewayHandle {
         for t in self.tasks {
             let _ = t.await;
         }
+        for w in self.workers {
+            let _ = w.await;
+        }
     }
 }
 
@@ -226,6 +289,7 @@ async fn accept_loop(
     shared: Arc<Shared>,
     role: Role,
     mut shutdown: watch::Receiver<Option<Duration>>,
+    client: HttpClient,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let drain = loop {
@@ -241,10 +305,10 @@ async fn accept_loop(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let shared = shared.clone();
+                let (shared, client) = (shared.clone(), client.clone());
                 let svc = service_fn(move |req| {
-                    let shared = shared.clone();
-                    async move { Ok::<_, Infallible>(handle(&shared, role, req, peer).await) }
+                    let (shared, client) = (shared.clone(), client.clone());
+                    async move { Ok::<_, Infallible>(handle(&shared, &client, role, req, peer).await) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -364,6 +428,7 @@ fn trailing_slash_redirect(
 
 async fn handle(
     shared: &Shared,
+    client: &HttpClient,
     role: Role,
     req: Request<Incoming>,
     peer: SocketAddr,
@@ -397,7 +462,7 @@ async fn handle(
         let m = model::Method::parse(req.method().as_str());
         match table.router.lookup(host.as_deref(), m, &path) {
             Lookup::Found(ep, params) => {
-                let mut r = pipeline::handle(&table, &ep, params, req, peer).await;
+                let mut r = pipeline::handle(&table, client, &ep, params, req, peer).await;
                 matched = Some(ep);
                 if settings.flavor == model::Flavor::KrakenD {
                     // KrakenD names itself on every endpoint answer; Weir says who it is.

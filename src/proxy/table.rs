@@ -9,7 +9,6 @@ use http::HeaderValue;
 
 use crate::model::{self, BaseUrl, Gateway, NameFilter};
 
-use super::backend::HttpClient;
 use super::qos::{CircuitBreaker, ClientLimiter, Limiter};
 use super::router::{RouteError, Router};
 use crate::telemetry::metrics::{BackendMetrics, EndpointMetrics, Metrics};
@@ -73,8 +72,6 @@ pub struct RouteTable {
     pub router: Router<CompiledEndpoint>,
     /// Every endpoint by [`model::Endpoint::route_key`].
     pub by_key: HashMap<String, Arc<CompiledEndpoint>>,
-    /// Shared upstream connection pool.
-    pub client: HttpClient,
 }
 
 impl RouteTable {
@@ -83,7 +80,6 @@ impl RouteTable {
     pub fn compile(
         gateway: Gateway,
         generation: u64,
-        client: HttpClient,
         previous: Option<&RouteTable>,
         metrics: &Arc<Metrics>,
     ) -> Result<Self, RouteError> {
@@ -114,7 +110,6 @@ impl RouteTable {
             endpoints,
             router,
             by_key,
-            client,
         })
     }
 
