@@ -494,7 +494,7 @@ impl State {
         let mut resolution = self.index.resolve(&self.services);
         let resolved_ms = started.elapsed().as_secs_f64() * 1e3;
         let published = loop {
-            match self.shared.publish(resolution.gateway.clone()) {
+            match self.shared.publish_ref(&resolution.gateway) {
                 Ok(p) => break Some(p),
                 Err(e) => match resolution.served_with_path(&e.path) {
                     Some(key) => {

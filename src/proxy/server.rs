@@ -79,8 +79,14 @@ impl Shared {
     /// Compiles and swaps in `gateway` unless it equals the serving model. Compilation
     /// happens on the caller's thread, off the request path; an error leaves the old table.
     pub fn publish(&self, gateway: Gateway) -> Result<Published, RouteError> {
+        self.publish_ref(&gateway)
+    }
+
+    /// Like [`Shared::publish`] for a caller that keeps its model: endpoints equal to the
+    /// serving ones are reused as compiled, only the changed ones are copied and compiled.
+    pub fn publish_ref(&self, gateway: &Gateway) -> Result<Published, RouteError> {
         let current = self.table.load();
-        if current.same_model(&gateway) {
+        if current.same_model(gateway) {
             self.metrics.count_reload("unchanged");
             return Ok(Published::Unchanged);
         }
@@ -90,13 +96,14 @@ impl Shared {
             warn!("port and adminPort changes take effect after a restart");
         }
         let generation = current.generation + 1;
-        let table = match RouteTable::compile(gateway, generation, Some(&current), &self.metrics) {
-            Ok(t) => t,
-            Err(e) => {
-                self.metrics.count_reload("rejected");
-                return Err(e);
-            }
-        };
+        let table =
+            match RouteTable::compile_ref(gateway, generation, Some(&current), &self.metrics) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.metrics.count_reload("rejected");
+                    return Err(e);
+                }
+            };
         let endpoints = table.endpoints.len() as i64;
         self.table.store(Arc::new(table));
         self.metrics.count_reload("applied");

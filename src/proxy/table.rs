@@ -1,6 +1,7 @@
 //! The RouteTable: one immutable snapshot of everything the data plane needs (router,
 //! compiled endpoints, clients), built off the request path and published at once.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -75,8 +76,9 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Compiles a validated gateway. Limiter and breaker state of `previous` is carried
-    /// over wherever an endpoint's (or backend's) limit settings did not change.
+    /// Compiles a validated gateway. An endpoint equal to one in `previous` reuses its
+    /// compiled form as is; for the others, limiter and breaker state is carried over
+    /// wherever the limit settings did not change.
     pub fn compile(
         gateway: Gateway,
         generation: u64,
@@ -85,15 +87,51 @@ impl RouteTable {
     ) -> Result<Self, RouteError> {
         let Gateway {
             settings,
-            endpoints: models,
+            endpoints,
         } = gateway;
+        let models = endpoints.into_iter().map(Cow::Owned);
+        Self::build(settings, models, generation, previous, metrics)
+    }
+
+    /// Like [`RouteTable::compile`], cloning only the endpoints that changed: for callers
+    /// that keep their model (the controller re-resolves it on every change).
+    pub fn compile_ref(
+        gateway: &Gateway,
+        generation: u64,
+        previous: Option<&RouteTable>,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Self, RouteError> {
+        let models = gateway.endpoints.iter().map(Cow::Borrowed);
+        Self::build(
+            gateway.settings.clone(),
+            models,
+            generation,
+            previous,
+            metrics,
+        )
+    }
+
+    fn build<'a>(
+        settings: model::Settings,
+        models: impl ExactSizeIterator<Item = Cow<'a, model::Endpoint>>,
+        generation: u64,
+        previous: Option<&RouteTable>,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Self, RouteError> {
         let mut router = Router::default();
         let mut by_key = HashMap::with_capacity(models.len());
         let mut endpoints = Vec::with_capacity(models.len());
         for ep in models {
             let key = ep.route_key();
             let old = previous.and_then(|p| p.by_key.get(&key));
-            let compiled = Arc::new(compile_endpoint(ep, old.map(|o| o.as_ref()), metrics));
+            let compiled = match old {
+                Some(o) if o.model == *ep => o.clone(),
+                _ => Arc::new(compile_endpoint(
+                    ep.into_owned(),
+                    old.map(|o| o.as_ref()),
+                    metrics,
+                )),
+            };
             let m = &compiled.model;
             router.insert(
                 m.host.as_deref(),
