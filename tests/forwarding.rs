@@ -690,3 +690,82 @@ async fn buffered_bodies_go_upstream_with_a_content_length() {
     assert_eq!(got.header("content-length"), Some("7"));
     assert_eq!(got.header("transfer-encoding"), None);
 }
+
+// ---------------------------------------------------------------- redirects and credentials
+
+#[tokio::test]
+async fn a_redirect_to_another_host_leaves_forwarded_credentials_behind() {
+    let other = json_backend(200, OK).await;
+    let target = format!("{}/landing", other.url());
+    let first = backend(move |_| {
+        let target = target.clone();
+        async move {
+            let mut r = reply(302, "text/plain", "");
+            r.headers_mut().insert("location", target.parse().unwrap());
+            r
+        }
+    })
+    .await;
+    let gw = one_backend_gateway("/r", &first.url(), "/start", "  inputHeaders: [\"*\"]\n").await;
+    let r = send(
+        "GET",
+        &gw.url("/r"),
+        &[
+            ("authorization", "Bearer secret"),
+            ("x-api-key", "k"),
+            ("cookie", "s=1"),
+            ("accept", "application/json"),
+        ],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let got = only_request(&other);
+    assert_eq!(got.header("authorization"), None);
+    assert_eq!(got.header("x-api-key"), None);
+    assert_eq!(got.header("cookie"), None);
+    assert_eq!(
+        got.header("referer"),
+        None,
+        "the previous URL stays behind too"
+    );
+    assert_eq!(got.header("accept"), Some("application/json"));
+    assert_eq!(got.header("x-forwarded-for"), Some("127.0.0.1"));
+    // The first hop, on the configured host, did get them.
+    assert_eq!(only_request(&first).header("x-api-key"), Some("k"));
+}
+
+#[tokio::test]
+async fn a_redirect_on_the_same_host_keeps_headers_and_sets_referer() {
+    let b = backend(|r| async move {
+        if r.path() == "/start" {
+            let mut resp = reply(302, "text/plain", "");
+            resp.headers_mut()
+                .insert("location", "/landing".parse().unwrap());
+            resp
+        } else {
+            reply(200, "application/json", OK)
+        }
+    })
+    .await;
+    let gw = one_backend_gateway("/r", &b.url(), "/start", "  inputHeaders: [X-Api-Key]\n").await;
+    let r = send("GET", &gw.url("/r"), &[("x-api-key", "k")], Bytes::new()).await;
+    assert_eq!(r.status, 200);
+    let reqs = b.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[1].path(), "/landing");
+    assert_eq!(reqs[1].header("x-api-key"), Some("k"));
+    assert_eq!(
+        reqs[1].header("referer"),
+        Some(format!("{}/start", b.url()).as_str())
+    );
+}
+
+#[tokio::test]
+async fn allowed_query_pairs_are_re_encoded_so_nothing_rides_along() {
+    let b = json_backend(200, OK).await;
+    let gw = one_backend_gateway("/q", &b.url(), "/q", "  inputQueryStrings: [a]\n").await;
+    let r = get(&gw.url("/q?a=1;admin=true&b=2&a=x%20y+z")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(only_request(&b).uri, "/q?a=1%3Badmin%3Dtrue&a=x%20y%20z");
+}

@@ -181,11 +181,11 @@ struct KCors {
 #[derive(Deserialize)]
 struct KRouterRateLimit {
     #[serde(default)]
-    max_rate: Option<u32>,
+    max_rate: Option<f64>,
     #[serde(default)]
     capacity: Option<u32>,
     #[serde(default)]
-    client_max_rate: Option<u32>,
+    client_max_rate: Option<f64>,
     #[serde(default)]
     client_capacity: Option<u32>,
     #[serde(default)]
@@ -201,7 +201,7 @@ struct KRouterRateLimit {
 #[derive(Deserialize)]
 struct KProxyRateLimit {
     #[serde(default)]
-    max_rate: Option<u32>,
+    max_rate: Option<f64>,
     #[serde(default)]
     capacity: Option<u32>,
     #[serde(default)]
@@ -334,6 +334,64 @@ impl Cx<'_> {
     }
 }
 
+/// A KrakenD rate turned into whole tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct WholeRate {
+    tokens: u32,
+    /// The burst when the period had to be stretched (KrakenD's default burst is the rate).
+    burst: Option<u32>,
+}
+
+/// KrakenD rates may be fractional (`0.5` per second); Weir's are whole tokens per
+/// `every`. Rates and period are scaled by the smallest factor that makes every rate whole
+/// (0.5 per 1s becomes 1 per 2s).
+fn whole_rates(
+    rates: &[Option<f64>],
+    every: Option<&str>,
+) -> std::result::Result<(Vec<Option<WholeRate>>, Option<String>), String> {
+    if let Some(bad) = rates.iter().flatten().find(|r| !r.is_finite() || **r < 0.0) {
+        return Err(format!("rate {bad} must be a number of zero or more"));
+    }
+    let whole = |k: f64| {
+        rates
+            .iter()
+            .flatten()
+            .all(|r| ((r * k) - (r * k).round()).abs() < 1e-9)
+    };
+    let Some(k) = [1u32, 2, 4, 5, 10, 20, 50, 100, 1000]
+        .into_iter()
+        .find(|k| whole(f64::from(*k)))
+    else {
+        return Err("rates need at most three decimals".into());
+    };
+    if k == 1 {
+        let same = rates
+            .iter()
+            .map(|r| {
+                r.map(|r| WholeRate {
+                    tokens: r as u32,
+                    burst: None,
+                })
+            })
+            .collect();
+        return Ok((same, every.map(str::to_string)));
+    }
+    let period = match every {
+        Some(e) => crate::model::parse_duration(e).map_err(|e| e.to_string())?,
+        None => std::time::Duration::from_secs(1),
+    };
+    let scaled = rates
+        .iter()
+        .map(|r| {
+            r.map(|r| WholeRate {
+                tokens: (r * f64::from(k)).round() as u32,
+                burst: Some(r.ceil().max(1.0) as u32),
+            })
+        })
+        .collect();
+    Ok((scaled, Some(crate::model::format_go(period * k))))
+}
+
 const METHODS: &str = "GET, POST, PUT, PATCH, DELETE";
 const OUTPUTS: &str = "json, json-collection, string, xml, yaml, negotiate, no-op";
 const ENCODINGS: &str = "json, safejson, xml, string, no-op";
@@ -434,6 +492,12 @@ fn map_service(cx: &mut Cx<'_>, s: &KService) -> SettingsFile {
                     });
                 }
             }
+            other if GUARD_PREFIXES.iter().any(|p| other.starts_with(p)) => {
+                cx.skipped.push(format!(
+                    "{}: service extra_config namespace \"{other}\" can refuse requests in KrakenD and is NOT enforced by Weir: every endpoint is served without it",
+                    cx.file
+                ))
+            }
             other => cx.unsupported(
                 format!("extra_config namespace \"{other}\""),
                 "service".into(),
@@ -519,15 +583,22 @@ fn map_endpoint(
                             "ip, header, param",
                         ),
                     };
-                    spec.rate_limit = Some(RateLimitSpec {
-                        max_rate: r.max_rate,
-                        capacity: r.capacity,
-                        client_max_rate: r.client_max_rate,
-                        client_capacity: r.client_capacity,
-                        strategy,
-                        key: r.key.filter(|k| !k.is_empty()),
-                        every: r.every,
-                    });
+                    match whole_rates(&[r.max_rate, r.client_max_rate], r.every.as_deref()) {
+                        Ok((rates, every)) => {
+                            spec.rate_limit = Some(RateLimitSpec {
+                                max_rate: rates[0].map(|w| w.tokens),
+                                capacity: r.capacity.or(rates[0].and_then(|w| w.burst)),
+                                client_max_rate: rates[1].map(|w| w.tokens),
+                                client_capacity: r
+                                    .client_capacity
+                                    .or(rates[1].and_then(|w| w.burst)),
+                                strategy,
+                                key: r.key.filter(|k| !k.is_empty()),
+                                every,
+                            })
+                        }
+                        Err(e) => cx.err(Some(path), field.clone(), e),
+                    }
                 }
             }
             "proxy" => {
@@ -549,6 +620,18 @@ fn map_endpoint(
             b,
             default_hosts,
         ));
+    }
+    if spec.backends.len() > 1 {
+        for (j, b) in spec.backends.iter_mut().enumerate() {
+            if let Some(errors) = b.errors.as_mut().filter(|e| e.return_code) {
+                // KrakenD only honours it on single-backend endpoints; so does Weir.
+                errors.return_code = false;
+                cx.skipped.push(format!(
+                    "{}: {at} backend[{j}]: backend/http return_error_code is ignored on an endpoint with several backends (as KrakenD does)",
+                    cx.file
+                ));
+            }
+        }
     }
     Some(spec)
 }
@@ -602,11 +685,16 @@ fn map_backend(
             "qos/ratelimit/proxy" => {
                 if let Some(r) = cx.namespace::<KProxyRateLimit>(Some(path), &field, value) {
                     cx.unknown_keys("qos/ratelimit/proxy option ", &r.other, at);
-                    spec.rate_limit = Some(BackendRateLimitSpec {
-                        max_rate: r.max_rate,
-                        capacity: r.capacity,
-                        every: r.every,
-                    });
+                    match whole_rates(&[r.max_rate], r.every.as_deref()) {
+                        Ok((rates, every)) => {
+                            spec.rate_limit = Some(BackendRateLimitSpec {
+                                max_rate: rates[0].map(|w| w.tokens),
+                                capacity: r.capacity.or(rates[0].and_then(|w| w.burst)),
+                                every,
+                            })
+                        }
+                        Err(e) => cx.err(Some(path), field.clone(), e),
+                    }
                 }
             }
             "qos/circuit-breaker" => {
@@ -773,6 +861,28 @@ mod tests {
         let cb = b.circuit_breaker.as_ref().unwrap();
         assert_eq!((cb.interval.as_str(), cb.timeout.as_str()), ("60s", "10s"));
         assert!(imported.warnings.is_empty(), "{:?}", imported.warnings);
+    }
+
+    #[test]
+    fn fractional_rates_stretch_the_period() {
+        let (r, every) = whole_rates(&[Some(0.5), None], None).unwrap();
+        assert_eq!(
+            r[0],
+            Some(WholeRate {
+                tokens: 1,
+                burst: Some(1)
+            })
+        );
+        assert_eq!(r[1], None);
+        assert_eq!(every.as_deref(), Some("2s"));
+        let (r, every) = whole_rates(&[Some(2.5), Some(10.0)], Some("1m")).unwrap();
+        assert_eq!(r[0].unwrap().tokens, 5);
+        assert_eq!(r[1].unwrap().tokens, 20);
+        assert_eq!(every.as_deref(), Some("2m0s"));
+        let (r, every) = whole_rates(&[Some(3.0)], Some("1s")).unwrap();
+        assert_eq!((r[0].unwrap().tokens, r[0].unwrap().burst), (3, None));
+        assert_eq!(every.as_deref(), Some("1s"));
+        assert!(whole_rates(&[Some(-1.0)], None).is_err());
     }
 
     #[test]

@@ -187,7 +187,7 @@ pub fn build(
     let mut endpoints = Vec::with_capacity(specs.len());
     for (origin, spec) in specs {
         match api::endpoint_to_model(spec, &defaults, origin) {
-            Ok(ep) => endpoints.push(ep),
+            Ok(ep) => endpoints.push(std::sync::Arc::new(ep)),
             Err(errs) => errors.extend(errs),
         }
     }

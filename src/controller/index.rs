@@ -2,6 +2,7 @@
 //! plus one verdict per `Endpoint`. No I/O: everything here is unit-tested without a cluster.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 
@@ -100,7 +101,7 @@ pub struct Verdict {
 #[derive(Debug, Clone)]
 struct Entry {
     object: Object,
-    converted: Result<model::Endpoint, Vec<FieldError>>,
+    converted: Result<Arc<model::Endpoint>, Vec<FieldError>>,
 }
 
 /// Every `Endpoint` the controller watches, converted once when it arrives (and again when
@@ -286,12 +287,12 @@ impl Resolution {
     }
 }
 
-fn convert(object: &Object, settings: &Settings) -> Result<model::Endpoint, Vec<FieldError>> {
+fn convert(object: &Object, settings: &Settings) -> Result<Arc<model::Endpoint>, Vec<FieldError>> {
     let defaults = Defaults {
         settings,
         namespace: Some(&object.key.namespace),
     };
-    api::endpoint_to_model(&object.spec, &defaults, &object.key.to_string())
+    api::endpoint_to_model(&object.spec, &defaults, &object.key.to_string()).map(Arc::new)
 }
 
 fn is_reserved_path(path: &str, settings: &Settings) -> bool {

@@ -6,6 +6,7 @@ pub mod template;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use duration::{format_go, parse_duration, DurationError, GoDuration};
@@ -535,8 +536,10 @@ impl Cors {
 pub struct Gateway {
     /// Gateway-wide settings.
     pub settings: Settings,
-    /// Every endpoint, in configuration order.
-    pub endpoints: Vec<Endpoint>,
+    /// Every endpoint, in configuration order. Shared, so the controller's index, the
+    /// published model and the serving table hold one copy, and an unchanged endpoint is
+    /// recognised by pointer.
+    pub endpoints: Vec<Arc<Endpoint>>,
 }
 
 /// Whether `path` is (under) one of the reserved prefixes.
@@ -592,7 +595,7 @@ impl fmt::Display for ValidationErrors {
 }
 
 /// Checks rules that span endpoints: no two claim the same method + host + path.
-pub fn check_duplicates(endpoints: &[Endpoint]) -> Vec<FieldError> {
+pub fn check_duplicates(endpoints: &[Arc<Endpoint>]) -> Vec<FieldError> {
     let mut seen: BTreeMap<String, &Endpoint> = BTreeMap::new();
     let mut errors = Vec::new();
     for ep in endpoints {
@@ -608,7 +611,7 @@ pub fn check_duplicates(endpoints: &[Endpoint]) -> Vec<FieldError> {
                 ),
             });
         } else {
-            seen.insert(key, ep);
+            seen.insert(key, ep.as_ref());
         }
     }
     errors

@@ -158,15 +158,26 @@ pub fn build_uri(
     }
     if let Some(q) = inbound.query.as_deref() {
         let mut first = !url.contains('?');
-        for pair in q.split('&').filter(|p| !p.is_empty()) {
-            let key = pair.split('=').next().unwrap_or("");
-            let key = percent_encoding::percent_decode_str(&key.replace('+', " "))
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
                 .decode_utf8_lossy()
-                .into_owned();
+                .into_owned()
+        };
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = match pair.split_once('=') {
+                Some((k, v)) => (decode(k), Some(decode(v))),
+                None => (decode(pair), None),
+            };
             if backend.query.allows(&key) {
+                // Re-encoded from the decoded parts, so what the filter allowed is exactly
+                // what the backend reads (no `a=1;admin=true` smuggling).
                 url.push(if first { '?' } else { '&' });
                 first = false;
-                url.push_str(pair);
+                url.extend(utf8_percent_encode(&key, VALUE));
+                if let Some(v) = value {
+                    url.push('=');
+                    url.extend(utf8_percent_encode(&v, VALUE));
+                }
             }
         }
     }
@@ -288,18 +299,43 @@ pub async fn fetch(
             body = Bytes::new();
             headers.remove(header::CONTENT_TYPE);
         }
-        if let Ok(v) = HeaderValue::from_str(&uri.to_string()) {
-            headers.insert(header::REFERER, v);
-        }
-        if next.authority() != uri.authority() {
-            headers.remove(header::AUTHORIZATION);
-            headers.remove(header::COOKIE);
+        let same_origin = next.scheme() == uri.scheme() && next.authority() == uri.authority();
+        if same_origin {
+            if let Ok(v) = HeaderValue::from_str(&uri.to_string()) {
+                headers.insert(header::REFERER, v);
+            }
+        } else {
+            // Another host, or a downgrade to plain http: the client's forwarded headers
+            // (credentials, API keys, cookies) and the previous URL stay behind.
+            headers = cross_origin_headers(&headers);
         }
         uri = next;
     }
     Err(BackendError::Redirect(format!(
         "stopped after {MAX_REDIRECTS} redirects"
     )))
+}
+
+/// Headers that may follow a redirect to another origin: none of them carries credentials.
+const CROSS_ORIGIN_SAFE: [HeaderName; 8] = [
+    header::ACCEPT,
+    header::ACCEPT_ENCODING,
+    header::ACCEPT_LANGUAGE,
+    header::CONTENT_TYPE,
+    header::USER_AGENT,
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-via"),
+];
+
+fn cross_origin_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut kept = HeaderMap::with_capacity(CROSS_ORIGIN_SAFE.len());
+    for name in CROSS_ORIGIN_SAFE {
+        for v in headers.get_all(&name) {
+            kept.append(name.clone(), v.clone());
+        }
+    }
+    kept
 }
 
 fn chunked(body: Bytes) -> Body {

@@ -60,7 +60,7 @@ impl Shared {
         ready: bool,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, RouteError> {
-        let table = RouteTable::compile(gateway, 1, None, &metrics)?;
+        let table = RouteTable::compile(&gateway, 1, None, &metrics)?;
         metrics.generation.set(1);
         metrics.endpoints.set(table.endpoints.len() as i64);
         Ok(Arc::new(Self {
@@ -96,14 +96,13 @@ impl Shared {
             warn!("port and adminPort changes take effect after a restart");
         }
         let generation = current.generation + 1;
-        let table =
-            match RouteTable::compile_ref(gateway, generation, Some(&current), &self.metrics) {
-                Ok(t) => t,
-                Err(e) => {
-                    self.metrics.count_reload("rejected");
-                    return Err(e);
-                }
-            };
+        let table = match RouteTable::compile(gateway, generation, Some(&current), &self.metrics) {
+            Ok(t) => t,
+            Err(e) => {
+                self.metrics.count_reload("rejected");
+                return Err(e);
+            }
+        };
         let endpoints = table.endpoints.len() as i64;
         self.table.store(Arc::new(table));
         self.metrics.count_reload("applied");

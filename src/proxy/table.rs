@@ -1,7 +1,6 @@
 //! The RouteTable: one immutable snapshot of everything the data plane needs (router,
 //! compiled endpoints, clients), built off the request path and published at once.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -47,8 +46,8 @@ impl CompiledBackend {
 
 /// An endpoint ready to serve.
 pub struct CompiledEndpoint {
-    /// The validated endpoint.
-    pub model: model::Endpoint,
+    /// The validated endpoint (shared with the model it came from).
+    pub model: Arc<model::Endpoint>,
     /// Its backends, in configuration order.
     pub backends: Vec<CompiledBackend>,
     /// Precomputed `Cache-Control` value for complete answers.
@@ -76,58 +75,26 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Compiles a validated gateway. An endpoint equal to one in `previous` reuses its
-    /// compiled form as is; for the others, limiter and breaker state is carried over
-    /// wherever the limit settings did not change.
+    /// Compiles a validated gateway. An endpoint that is the same as one in `previous`
+    /// (the same shared model, or an equal one) reuses its compiled form as is; for the
+    /// others, limiter and breaker state is carried over wherever the limit settings did
+    /// not change.
     pub fn compile(
-        gateway: Gateway,
-        generation: u64,
-        previous: Option<&RouteTable>,
-        metrics: &Arc<Metrics>,
-    ) -> Result<Self, RouteError> {
-        let Gateway {
-            settings,
-            endpoints,
-        } = gateway;
-        let models = endpoints.into_iter().map(Cow::Owned);
-        Self::build(settings, models, generation, previous, metrics)
-    }
-
-    /// Like [`RouteTable::compile`], cloning only the endpoints that changed: for callers
-    /// that keep their model (the controller re-resolves it on every change).
-    pub fn compile_ref(
         gateway: &Gateway,
         generation: u64,
         previous: Option<&RouteTable>,
         metrics: &Arc<Metrics>,
     ) -> Result<Self, RouteError> {
-        let models = gateway.endpoints.iter().map(Cow::Borrowed);
-        Self::build(
-            gateway.settings.clone(),
-            models,
-            generation,
-            previous,
-            metrics,
-        )
-    }
-
-    fn build<'a>(
-        settings: model::Settings,
-        models: impl ExactSizeIterator<Item = Cow<'a, model::Endpoint>>,
-        generation: u64,
-        previous: Option<&RouteTable>,
-        metrics: &Arc<Metrics>,
-    ) -> Result<Self, RouteError> {
         let mut router = Router::default();
-        let mut by_key = HashMap::with_capacity(models.len());
-        let mut endpoints = Vec::with_capacity(models.len());
-        for ep in models {
+        let mut by_key = HashMap::with_capacity(gateway.endpoints.len());
+        let mut endpoints = Vec::with_capacity(gateway.endpoints.len());
+        for ep in &gateway.endpoints {
             let key = ep.route_key();
             let old = previous.and_then(|p| p.by_key.get(&key));
             let compiled = match old {
-                Some(o) if o.model == *ep => o.clone(),
+                Some(o) if Arc::ptr_eq(&o.model, ep) || o.model == *ep => o.clone(),
                 _ => Arc::new(compile_endpoint(
-                    ep.into_owned(),
+                    ep.clone(),
                     old.map(|o| o.as_ref()),
                     metrics,
                 )),
@@ -144,7 +111,7 @@ impl RouteTable {
         }
         Ok(Self {
             generation,
-            settings,
+            settings: gateway.settings.clone(),
             endpoints,
             router,
             by_key,
@@ -159,7 +126,9 @@ impl RouteTable {
                 .endpoints
                 .iter()
                 .zip(&gateway.endpoints)
-                .all(|(compiled, model)| compiled.model == *model)
+                .all(|(compiled, model)| {
+                    Arc::ptr_eq(&compiled.model, model) || compiled.model == *model
+                })
     }
 
     /// Drops per-client limiter state of clients that have been idle long enough for
@@ -179,7 +148,7 @@ impl RouteTable {
 }
 
 fn compile_endpoint(
-    model: model::Endpoint,
+    model: Arc<model::Endpoint>,
     old: Option<&CompiledEndpoint>,
     metrics: &Arc<Metrics>,
 ) -> CompiledEndpoint {
