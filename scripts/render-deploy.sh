@@ -12,9 +12,9 @@ cd "$(dirname "$0")/.."
 
 RELEASE=weir
 NAMESPACE=weir
-# The oldest Kubernetes whose preStop `sleep` action is on by default; the chart leaves the
-# hook out below it, so the rendered files need Kubernetes >= 1.30 (the chart itself 1.28).
-KUBE_VERSION=1.30.0
+# The chart's minimum Kubernetes version. With the default values no preStop hook is
+# rendered (the in-process shutdown delay does its work), so the files suit 1.28 and later.
+KUBE_VERSION=1.28.0
 
 mode=write
 case "${1:-}" in

@@ -146,11 +146,22 @@ pub async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
-/// `weir run`: serve until a signal, then drain for up to `drain`.
-pub async fn run(opts: LocalOptions, drain: Duration) -> Result<(), StartError> {
+/// How a gateway stops on SIGTERM/SIGINT.
+#[derive(Debug, Clone, Copy)]
+pub struct Stop {
+    /// Keep serving this long after readiness turned 503.
+    pub delay: Duration,
+    /// Then let in-flight requests finish for up to this long.
+    pub drain: Duration,
+}
+
+/// `weir run`: serve until a signal, then stop gracefully.
+pub async fn run(opts: LocalOptions, stop: Stop) -> Result<(), StartError> {
     let gw = start(opts).await?;
     shutdown_signal().await;
-    info!(drain = ?drain, "shutting down");
-    gw.handle.shutdown(drain).await;
+    info!(?stop, "shutting down");
+    let LocalGateway { handle, watcher } = gw;
+    handle.stop_gracefully(stop.delay, stop.drain).await;
+    drop(watcher);
     Ok(())
 }

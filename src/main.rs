@@ -11,7 +11,7 @@ use weir::telemetry::metrics::Metrics;
 
 use weir::config;
 use weir::controller::{self, ControllerOptions};
-use weir::local::{self, LocalOptions};
+use weir::local::{self, LocalOptions, Stop};
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +37,9 @@ enum Command {
         /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
         #[arg(long, default_value_t = 10)]
         drain_seconds: u64,
+        /// Seconds to keep serving after SIGTERM with readiness already 503, before draining.
+        #[arg(long, default_value_t = 0)]
+        shutdown_delay_seconds: u64,
         /// Serve `/__debug/` whatever the configuration says (KrakenD's `-d`).
         #[arg(short = 'd', long)]
         debug: bool,
@@ -96,9 +99,12 @@ struct ControllerArgs {
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, default_value_t = 10)]
     drain_seconds: u64,
+    /// Seconds to keep serving after SIGTERM with readiness already 503, before draining.
+    #[arg(long, default_value_t = 0)]
+    shutdown_delay_seconds: u64,
 }
 
-fn controller_options(args: ControllerArgs) -> (ControllerOptions, Duration) {
+fn controller_options(args: ControllerArgs) -> (ControllerOptions, Stop) {
     let ControllerArgs {
         namespaces,
         selector,
@@ -110,6 +116,7 @@ fn controller_options(args: ControllerArgs) -> (ControllerOptions, Duration) {
         lease_duration_seconds,
         identity,
         drain_seconds,
+        shutdown_delay_seconds,
     } = args;
     let mut opts = ControllerOptions::new(
         lease_namespace.unwrap_or_else(controller::default_lease_namespace),
@@ -122,7 +129,11 @@ fn controller_options(args: ControllerArgs) -> (ControllerOptions, Duration) {
     opts.admin_port = admin_port;
     opts.lease.name = lease_name;
     opts.lease.duration = Duration::from_secs(lease_duration_seconds.max(1));
-    (opts, Duration::from_secs(drain_seconds))
+    let stop = Stop {
+        delay: Duration::from_secs(shutdown_delay_seconds),
+        drain: Duration::from_secs(drain_seconds),
+    };
+    (opts, stop)
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
@@ -189,19 +200,24 @@ fn main() -> anyhow::Result<ExitCode> {
                 config,
                 port,
                 drain_seconds,
+                shutdown_delay_seconds,
                 debug,
             } => {
                 let mut opts = LocalOptions::new(config);
                 opts.port = port;
                 opts.debug = debug;
                 opts.metrics = metrics.clone();
-                local::run(opts, Duration::from_secs(drain_seconds)).await?;
+                let stop = Stop {
+                    delay: Duration::from_secs(shutdown_delay_seconds),
+                    drain: Duration::from_secs(drain_seconds),
+                };
+                local::run(opts, stop).await?;
             }
             Command::Demo { port } => weir::demo::run(port).await?,
             Command::Controller(args) => {
-                let (mut opts, drain) = controller_options(args);
+                let (mut opts, stop) = controller_options(args);
                 opts.metrics = metrics.clone();
-                controller::run(opts, drain).await?;
+                controller::run(opts, stop).await?;
             }
             Command::Check { .. } | Command::Crd | Command::Convert { .. } => {
                 unreachable!("handled above")

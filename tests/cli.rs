@@ -88,6 +88,10 @@ struct Running {
 
 impl Running {
     async fn start(config: &str, env: &[(&str, &str)]) -> Running {
+        Self::start_with(config, env, &[]).await
+    }
+
+    async fn start_with(config: &str, env: &[(&str, &str)], args: &[&str]) -> Running {
         let dir = tempfile::tempdir().unwrap();
         let p = write_config(&dir, config);
         let port = closed_port().await.port();
@@ -98,6 +102,7 @@ impl Running {
             "--drain-seconds",
             "5",
         ]);
+        cmd.args(args);
         cmd.env_remove("RUST_LOG");
         for (k, v) in env {
             cmd.env(k, v);
@@ -330,4 +335,42 @@ async fn sigterm_lets_in_flight_requests_finish() {
     assert!(tokio::net::TcpStream::connect(("127.0.0.1", run.port))
         .await
         .is_err());
+}
+
+#[tokio::test]
+async fn sigterm_turns_readiness_503_and_keeps_serving_for_the_shutdown_delay() {
+    let b = json_backend(200, r#"{"ok":true}"#).await;
+    let cfg = format!(
+        "endpoints:\n- path: /a\n  backends:\n  - hosts: [{}]\n    urlPattern: /a\n",
+        b.url()
+    );
+    let mut run = Running::start_with(&cfg, &[], &["--shutdown-delay-seconds", "1"]).await;
+    assert_eq!(get(&run.url("/__health/ready")).await.status, 200);
+    let signalled = Instant::now();
+    run.terminate();
+    run.wait_for("still serving during the shutdown delay", true)
+        .await;
+    // Within the delay: readiness says 503 at once, but new requests are still served.
+    assert_eq!(get(&run.url("/__health/ready")).await.status, 503);
+    assert_eq!(get(&run.url("/a")).await.status, 200);
+    assert!(
+        signalled.elapsed() < Duration::from_secs(1),
+        "checks ran inside the delay"
+    );
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let status = loop {
+        if let Some(s) = run.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "weir did not exit after the delay"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success());
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(1),
+        "exited before the delay ended"
+    );
 }

@@ -150,12 +150,18 @@ enum Msg {
     Settings(Box<Settings>),
 }
 
-/// `weir controller`: serve until a signal, then drain for up to `drain`.
-pub async fn run(opts: ControllerOptions, drain: Duration) -> Result<()> {
+/// `weir controller`: serve until a signal, then stop gracefully (readiness 503 at once,
+/// still serving for `stop.delay`, then draining for up to `stop.drain`).
+pub async fn run(opts: ControllerOptions, stop: crate::local::Stop) -> Result<()> {
     let handle = start(opts).await?;
     crate::local::shutdown_signal().await;
-    info!(drain = ?drain, "shutting down");
-    handle.shutdown(drain).await;
+    info!(?stop, "shutting down");
+    handle.gateway.shared().begin_drain();
+    if !stop.delay.is_zero() {
+        info!(delay = ?stop.delay, "readiness is 503; still serving during the shutdown delay");
+        tokio::time::sleep(stop.delay).await;
+    }
+    handle.shutdown(stop.drain).await;
     Ok(())
 }
 

@@ -277,6 +277,22 @@ impl GatewayHandle {
         &self.shared
     }
 
+    /// The graceful stop a load balancer needs: readiness answers 503 at once, the
+    /// listeners keep serving for `delay` (while endpoints are withdrawn), then they stop
+    /// accepting and in-flight requests finish for up to `drain`.
+    pub async fn stop_gracefully(self, delay: Duration, drain: Duration) {
+        self.shared.begin_drain();
+        if !delay.is_zero() {
+            info!(
+                ?delay,
+                "readiness is 503; still serving during the shutdown delay"
+            );
+            tokio::time::sleep(delay).await;
+        }
+        info!(?drain, "no longer accepting; draining in-flight requests");
+        self.shutdown(drain).await;
+    }
+
     /// Stops accepting, lets in-flight requests finish for up to `drain`, then returns.
     pub async fn shutdown(self, drain: Duration) {
         self.shared.begin_drain();

@@ -96,8 +96,8 @@ Render-time checks that a JSON schema cannot express.
 {{- fail "config.health.enabled must be true: the liveness, readiness and startup probes use it" }}
 {{- end }}
 {{- $s := .Values.shutdown }}
-{{- if le (int $s.terminationGracePeriodSeconds) (add $s.preStopSleepSeconds $s.drainSeconds | int) }}
-{{- fail (printf "shutdown.terminationGracePeriodSeconds (%v) must exceed preStopSleepSeconds + drainSeconds (%v), or the kubelet kills the pod mid-drain" $s.terminationGracePeriodSeconds (add $s.preStopSleepSeconds $s.drainSeconds)) }}
+{{- if le (int $s.terminationGracePeriodSeconds) (add $s.preStopSleepSeconds $s.delaySeconds $s.drainSeconds | int) }}
+{{- fail (printf "shutdown.terminationGracePeriodSeconds (%v) must exceed preStopSleepSeconds + delaySeconds + drainSeconds (%v), or the kubelet kills the pod mid-drain" $s.terminationGracePeriodSeconds (add $s.preStopSleepSeconds $s.delaySeconds $s.drainSeconds)) }}
 {{- end }}
 {{- $pdb := .Values.podDisruptionBudget }}
 {{- if and $pdb.enabled (kindIs "invalid" $pdb.minAvailable) (kindIs "invalid" $pdb.maxUnavailable) }}
