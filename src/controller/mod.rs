@@ -429,7 +429,7 @@ impl State {
             Msg::Endpoints(i, event) => match *event {
                 Event::Init => self.endpoint_init[i] = Some(Vec::new()),
                 Event::InitApply(g) => {
-                    if let Some(o) = object_of(g) {
+                    if let Ok(o) = object_of(g) {
                         self.endpoint_init[i].get_or_insert_with(Vec::new).push(o);
                     }
                 }
@@ -447,11 +447,13 @@ impl State {
                     }
                     self.endpoints_synced[i] = true;
                 }
-                Event::Apply(g) => {
-                    if let Some(o) = object_of(g) {
-                        self.index.apply(o);
-                    }
-                }
+                Event::Apply(g) => match object_of(g) {
+                    Ok(o) => self.index.apply(o),
+                    // An update that no longer deserializes must not leave the previous spec
+                    // serving: it is dropped, as a relist would drop it.
+                    Err(Some(key)) => self.index.delete(&key),
+                    Err(None) => {}
+                },
                 Event::Delete(g) => {
                     let key = ObjectKey::new(g.namespace().unwrap_or_default(), g.name_any());
                     self.index.delete(&key);
@@ -562,12 +564,13 @@ fn targets(index: &Index, resolution: Resolution, published: bool) -> Vec<Target
         .collect()
 }
 
-/// Turns a watched object into an [`Object`]; a malformed one is logged and skipped.
-fn object_of(guard: DeserializeGuard<Endpoint>) -> Option<Object> {
+/// Turns a watched object into an [`Object`]; a malformed one is logged and its key (when
+/// it has one) returned as the error.
+fn object_of(guard: DeserializeGuard<Endpoint>) -> Result<Object, Option<ObjectKey>> {
     match guard.0 {
         Ok(ep) => {
             let key = ObjectKey::new(ep.namespace().unwrap_or_default(), ep.name_any());
-            Some(Object {
+            Ok(Object {
                 key,
                 generation: ep.metadata.generation,
                 resource_version: ep.metadata.resource_version.clone(),
@@ -586,7 +589,10 @@ fn object_of(guard: DeserializeGuard<Endpoint>) -> Option<Object> {
                 error = %bad.error,
                 "malformed Endpoint skipped (it does not match the CRD schema)"
             );
-            None
+            Err(bad
+                .metadata
+                .name
+                .map(|name| ObjectKey::new(bad.metadata.namespace.unwrap_or_default(), name)))
         }
     }
 }

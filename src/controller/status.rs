@@ -2,7 +2,7 @@
 //! the writer that applies them (server-side apply, one field manager, only what changed,
 //! only while this replica holds the lease).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,6 +130,10 @@ pub async fn run_writer(
             continue;
         }
         let batch = targets.borrow_and_update().clone();
+        // Objects gone from the batch were deleted (or left our scope): forget them, or the
+        // cache grows for as long as we lead.
+        let present: HashSet<&ObjectKey> = batch.iter().map(|t| &t.key).collect();
+        written.retain(|k, _| present.contains(k));
         let now = Timestamp::now();
         let mut todo = Vec::new();
         for t in batch.iter() {
@@ -149,16 +153,31 @@ pub async fn run_writer(
         let results: Vec<_> = stream::iter(todo)
             .map(|(key, rv, status)| {
                 let client = client.clone();
+                let leader = leader.clone();
                 async move {
+                    // Checked per object, right before its write: a batch can take long, and
+                    // with our field manager and force the API server would let a replica
+                    // that lost the lease meanwhile overwrite the new holder's status.
+                    if !*leader.borrow() {
+                        return (key, rv, status, Written::NotLeader);
+                    }
                     let r = write(client, &key, &status).await;
-                    (key, rv, status, r)
+                    (key, rv, status, Written::Done(r))
                 }
             })
             .buffer_unordered(CONCURRENT_WRITES)
             .collect()
             .await;
         let mut failed = 0usize;
+        let mut skipped = 0usize;
         for (key, rv, status, r) in results {
+            let r = match r {
+                Written::Done(r) => r,
+                Written::NotLeader => {
+                    skipped += 1;
+                    continue;
+                }
+            };
             match r {
                 Ok(()) => {
                     let accepted = status.condition(cond::ACCEPTED).map(|c| c.reason.clone());
@@ -174,10 +193,25 @@ pub async fn run_writer(
                 }
             }
         }
+        if skipped > 0 {
+            // The leadership change wakes the loop, which clears the cache.
+            info!(
+                skipped,
+                "lost the lease during a status batch; left the rest to the holder"
+            );
+        }
         if failed > 0 {
             retry_at = Some(tokio::time::Instant::now() + RETRY);
         }
     }
+}
+
+/// What became of one status write.
+enum Written {
+    /// The write was sent; the API server's answer.
+    Done(kube::Result<()>),
+    /// Not sent: this replica no longer held the lease when its turn came.
+    NotLeader,
 }
 
 async fn write(client: Client, key: &ObjectKey, status: &EndpointStatus) -> kube::Result<()> {
