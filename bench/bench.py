@@ -513,6 +513,36 @@ def scale(results, weir_bin, work, quick):
                             "reload_max_ms": max(latencies),
                             "rss_ready_kib": rss_ready, "rss_kib": rss_kib(weir.pid)}
     log(f"scale: {results['scale_10k']}")
+    weir.terminate()
+    weir.wait(timeout=30)
+    # The same 10,000 endpoints as a JSON file (a generated configuration often is).
+    doc = {"port": P_WEIR, "adminPort": P_ADMIN, "accessLog": False, "endpoints": [
+        {"path": f"/e/{i}/{{id}}", "backends": [{"hosts": [f"http://{HOST}:{P_BACKEND}"],
+                                                 "urlPattern": "/small.json"}]} for i in range(n)]}
+    json_path = os.path.join(work, "scale.json")
+    write_atomic(json_path, json.dumps(doc))
+    t0 = time.monotonic()
+    weir = spawn([weir_bin, "run", "--config", json_path])
+    wait_http(f"http://{HOST}:{P_ADMIN}/__health/ready", timeout=120)
+    startup = (time.monotonic() - t0) * 1000
+    latencies = []
+    for k in range(2 if quick else 10):
+        fresh = dict(doc, endpoints=doc["endpoints"] + [
+            {"path": f"/fresh-{k}", "backends": [{"hosts": [f"http://{HOST}:{P_BACKEND}"],
+                                                  "urlPattern": "/small.json"}]}])
+        text = json.dumps(fresh)
+        time.sleep(0.3)
+        t1 = time.monotonic()
+        write_atomic(json_path, text)
+        while time.monotonic() < t1 + 30:
+            if get(f"http://{HOST}:{P_WEIR}/fresh-{k}")[0] == 200:
+                break
+            time.sleep(0.001)
+        latencies.append((time.monotonic() - t1) * 1000)
+    results["scale_10k_json"] = {"startup_to_ready_ms": startup, "reload_ms": latencies,
+                                 "reload_median_ms": median(latencies),
+                                 "reload_max_ms": max(latencies), "rss_kib": rss_kib(weir.pid)}
+    log(f"scale (json): {results['scale_10k_json']}")
 
 
 def render(r):
@@ -559,6 +589,10 @@ def render(r):
                 f"one-change reload (file write to new route served) median {sc['reload_median_ms']:.0f} ms, "
                 f"max {sc['reload_max_ms']:.0f} ms (runs: {', '.join(f'{x:.0f}' for x in sc['reload_ms'])}); "
                 f"RSS {sc['rss_ready_kib'] / 1024:.1f} MiB when ready, {sc['rss_kib'] / 1024:.1f} MiB after the reloads."]
+    if "scale_10k_json" in r:
+        sj = r["scale_10k_json"]
+        out += [f"The same as JSON: start-up {sj['startup_to_ready_ms']:.0f} ms; reload median "
+                f"{sj['reload_median_ms']:.0f} ms, max {sj['reload_max_ms']:.0f} ms; RSS {sj['rss_kib'] / 1024:.1f} MiB."]
     if "memory" in r:
         me = r["memory"]
         out += ["", f"Memory: idle RSS {me['idle_rss_kib'] / 1024:.1f} MiB; {me['rss_before_kib'] / 1024:.1f} MiB "

@@ -91,7 +91,8 @@ fn log_warnings(loaded: &Loaded) {
 pub async fn start(opts: LocalOptions) -> Result<LocalGateway, StartError> {
     let sources = config::read_sources(&opts.config)?;
     let fp = watch::fingerprint(&sources);
-    let loaded = config::from_sources(&sources, opts.config.is_dir())?;
+    let mut cache = config::ConvertCache::default();
+    let loaded = config::from_sources_cached(&sources, opts.config.is_dir(), &mut cache)?;
     log_warnings(&loaded);
     let gateway = apply_overrides(loaded.gateway, &opts);
     let settings = gateway.settings.clone();
@@ -103,17 +104,21 @@ pub async fn start(opts: LocalOptions) -> Result<LocalGateway, StartError> {
         settings.admin_port.map(|p| SocketAddr::new(opts.bind, p)),
     )
     .await?;
-    let watcher = watch::spawn(opts.config.clone(), opts.watch_interval, fp, {
+    let watcher = watch::spawn(opts.config.clone(), opts.watch_interval, fp, cache, {
         let shared: Arc<Shared> = shared.clone();
         let opts = opts.clone();
         move |result| match result {
             Ok(loaded) => {
                 log_warnings(&loaded);
                 let n = loaded.gateway.endpoints.len();
+                let started = std::time::Instant::now();
                 match shared.publish(apply_overrides(loaded.gateway, &opts)) {
-                    Ok(Published::Swapped(generation)) => {
-                        info!(generation, endpoints = n, "configuration reloaded")
-                    }
+                    Ok(Published::Swapped(generation)) => info!(
+                        generation,
+                        endpoints = n,
+                        publish_ms = started.elapsed().as_secs_f64() * 1e3,
+                        "configuration reloaded"
+                    ),
                     Ok(Published::Unchanged) => info!("configuration unchanged; reload skipped"),
                     Err(e) => error!("reload rejected, previous configuration keeps serving: {e}"),
                 }

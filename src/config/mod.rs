@@ -7,7 +7,9 @@ pub mod krakend;
 pub mod settings;
 pub mod watch;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -102,9 +104,27 @@ pub fn load(path: &Path) -> Result<Loaded> {
     from_sources(&sources, is_dir)
 }
 
+/// Endpoints converted by an earlier load, reused as they are (the same shared model) when
+/// neither their spec nor the gateway settings changed: a reload of a large configuration
+/// then validates only what changed, and the route table recognises the rest by pointer.
+#[derive(Debug, Default)]
+pub struct ConvertCache {
+    settings: Option<Settings>,
+    by_origin: HashMap<String, (EndpointSpec, Arc<model::Endpoint>)>,
+}
+
 /// Builds the model from already-read sources. A single file is a gateway settings file;
 /// a directory holds `kind: Endpoint` manifests and at most one settings document.
 pub fn from_sources(sources: &[(PathBuf, Vec<u8>)], is_dir: bool) -> Result<Loaded> {
+    from_sources_cached(sources, is_dir, &mut ConvertCache::default())
+}
+
+/// [`from_sources`] reusing (and refreshing) `cache`.
+pub fn from_sources_cached(
+    sources: &[(PathBuf, Vec<u8>)],
+    is_dir: bool,
+    cache: &mut ConvertCache,
+) -> Result<Loaded> {
     let mut settings_doc: Option<(PathBuf, SettingsFile)> = None;
     let mut specs: Vec<(String, EndpointSpec)> = Vec::new();
     let mut warnings = Vec::new();
@@ -166,31 +186,48 @@ pub fn from_sources(sources: &[(PathBuf, Vec<u8>)], is_dir: bool) -> Result<Load
         Some((path, file)) => file.to_settings(&path.display().to_string()),
         None => (Settings::default(), Vec::new()),
     };
-    let gateway = build(settings, &specs, &mut errors, &mut warnings);
+    let gateway = build(settings, specs, &mut errors, &mut warnings, cache);
     if !errors.is_empty() {
         return Err(model::ValidationErrors(errors).into());
     }
     Ok(Loaded { gateway, warnings })
 }
 
-/// Converts specs into a gateway, collecting every error and warning.
+/// Converts specs into a gateway, collecting every error and warning; endpoints whose
+/// spec (and the settings) are unchanged since the load that filled `cache` are reused.
 pub fn build(
     settings: Settings,
-    specs: &[(String, EndpointSpec)],
+    specs: Vec<(String, EndpointSpec)>,
     errors: &mut Vec<FieldError>,
     warnings: &mut Vec<String>,
+    cache: &mut ConvertCache,
 ) -> Gateway {
     let defaults = Defaults {
         settings: &settings,
         namespace: None,
     };
+    let reuse = cache.settings.as_ref() == Some(&settings);
+    let mut previous = std::mem::take(&mut cache.by_origin);
     let mut endpoints = Vec::with_capacity(specs.len());
     for (origin, spec) in specs {
-        match api::endpoint_to_model(spec, &defaults, origin) {
-            Ok(ep) => endpoints.push(std::sync::Arc::new(ep)),
-            Err(errs) => errors.extend(errs),
-        }
+        let hit = previous
+            .remove(&origin)
+            .filter(|(old, _)| reuse && *old == spec)
+            .map(|(_, ep)| ep);
+        let ep = match hit {
+            Some(ep) => ep,
+            None => match api::endpoint_to_model(&spec, &defaults, &origin) {
+                Ok(ep) => Arc::new(ep),
+                Err(errs) => {
+                    errors.extend(errs);
+                    continue;
+                }
+            },
+        };
+        endpoints.push(ep.clone());
+        cache.by_origin.insert(origin, (spec, ep));
     }
+    cache.settings = Some(settings.clone());
     errors.extend(model::check_duplicates(&endpoints));
     for ep in &endpoints {
         if ep.timeout > model::LONG_TIMEOUT {
@@ -258,20 +295,26 @@ fn parse_doc<T: serde::de::DeserializeOwned>(
     text: &str,
     index: Option<usize>,
 ) -> Result<T> {
+    let doc = index.map(|i| format!("document {i}: ")).unwrap_or_default();
+    let syntax = |field: String, inner: String| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        message: if field == "." || field.is_empty() {
+            format!("{doc}{inner}")
+        } else {
+            format!("{doc}{field}: {inner}")
+        },
+    };
+    // JSON is YAML too, but a JSON parser reads a large generated file many times faster.
+    if text.trim_start().starts_with('{') {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let value = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| syntax(e.path().to_string(), e.into_inner().to_string()))?;
+        de.end().map_err(|e| syntax(String::new(), e.to_string()))?;
+        return Ok(value);
+    }
     let de = serde_yaml::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        let doc = index.map(|i| format!("document {i}: ")).unwrap_or_default();
-        ConfigError::Syntax {
-            path: path.to_path_buf(),
-            message: if field == "." || field.is_empty() {
-                format!("{doc}{inner}")
-            } else {
-                format!("{doc}{field}: {inner}")
-            },
-        }
-    })
+    serde_path_to_error::deserialize(de)
+        .map_err(|e| syntax(e.path().to_string(), e.into_inner().to_string()))
 }
 
 #[cfg(test)]

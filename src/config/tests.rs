@@ -332,3 +332,68 @@ fn documents_split_on_separators() {
     );
     assert_eq!(split_documents("---\na: 1\n").len(), 1);
 }
+
+#[test]
+fn unchanged_endpoints_are_reused_across_loads() {
+    let two = |second: &str, timeout: &str| {
+        format!(
+            "timeout: {timeout}\nendpoints:
+  - path: /a
+    backends: [{{hosts: [\"http://h\"], urlPattern: /a}}]
+  - path: {second}
+    backends: [{{hosts: [\"http://h\"], urlPattern: /b}}]
+"
+        )
+    };
+    let load = |text: String, cache: &mut ConvertCache| {
+        from_sources_cached(
+            &[(PathBuf::from("gw.yaml"), text.into_bytes())],
+            false,
+            cache,
+        )
+        .unwrap()
+        .gateway
+    };
+    let mut cache = ConvertCache::default();
+    let first = load(two("/b", "1s"), &mut cache);
+    let second = load(two("/c", "1s"), &mut cache);
+    assert!(std::sync::Arc::ptr_eq(
+        &first.endpoints[0],
+        &second.endpoints[0]
+    ));
+    assert!(!std::sync::Arc::ptr_eq(
+        &first.endpoints[1],
+        &second.endpoints[1]
+    ));
+    assert_eq!(second.endpoints[1].path.as_str(), "/c");
+    // New settings may change every endpoint's defaults: nothing is reused.
+    let third = load(two("/c", "2s"), &mut cache);
+    assert!(!std::sync::Arc::ptr_eq(
+        &second.endpoints[0],
+        &third.endpoints[0]
+    ));
+    assert_eq!(
+        third.endpoints[0].timeout,
+        std::time::Duration::from_secs(2)
+    );
+}
+
+#[test]
+fn json_errors_name_the_field_too() {
+    let json = r#"{"endpoints": [{"path": "/a", "timeuot": "1s", "backends": []}]}"#;
+    let e = from_sources(
+        &[(PathBuf::from("gw.json"), json.as_bytes().to_vec())],
+        false,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("gw.json: endpoints[0]"), "{e}");
+    assert!(e.contains("timeuot"), "{e}");
+    let e = from_sources(
+        &[(PathBuf::from("gw.json"), b"{\"port\": 1} trailing".to_vec())],
+        false,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("trailing characters"), "{e}");
+}

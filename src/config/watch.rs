@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use tracing::{debug, warn};
 
-use super::{from_sources, read_sources, ConfigError, Loaded};
+use super::{from_sources_cached, read_sources, ConfigError, ConvertCache, Loaded};
 
 /// Default poll interval (metadata only, so it can be short).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(25);
@@ -80,11 +80,13 @@ impl Drop for WatchHandle {
 }
 
 /// Watches `path` on its own thread. `on_change` gets every new configuration (or the
-/// reason it is invalid); it runs on the watcher thread, off the request path.
+/// reason it is invalid); it runs on the watcher thread, off the request path. `cache`
+/// holds the conversions of the load that produced `initial`.
 pub fn spawn(
     path: PathBuf,
     interval: Duration,
     initial: u64,
+    mut cache: ConvertCache,
     mut on_change: impl FnMut(Result<Loaded, ConfigError>) + Send + 'static,
 ) -> WatchHandle {
     let stop = Arc::new(AtomicBool::new(false));
@@ -103,7 +105,7 @@ pub fn spawn(
                 if now.is_some() && now == last_stamp && ticks % FULL_CHECK_EVERY != 0 {
                     continue;
                 }
-                match poll(&path, last) {
+                match poll(&path, last, &mut cache) {
                     Ok(None) => last_stamp = now,
                     Ok(Some((fp, loaded))) => {
                         last = fp;
@@ -131,7 +133,11 @@ pub fn spawn(
 
 /// One read: `None` when the content did not change (or is still being written).
 #[allow(clippy::type_complexity)]
-fn poll(path: &Path, last: u64) -> Result<Option<(u64, Result<Loaded, ConfigError>)>, ConfigError> {
+fn poll(
+    path: &Path,
+    last: u64,
+    cache: &mut ConvertCache,
+) -> Result<Option<(u64, Result<Loaded, ConfigError>)>, ConfigError> {
     let sources = read_sources(path)?;
     let fp = fingerprint(&sources);
     if fp == last {
@@ -142,7 +148,13 @@ fn poll(path: &Path, last: u64) -> Result<Option<(u64, Result<Loaded, ConfigErro
     if fingerprint(&again) != fp {
         return Ok(None);
     }
-    Ok(Some((fp, from_sources(&again, path.is_dir()))))
+    let started = std::time::Instant::now();
+    let loaded = from_sources_cached(&again, path.is_dir(), cache);
+    debug!(
+        load_ms = started.elapsed().as_secs_f64() * 1e3,
+        "configuration read and validated"
+    );
+    Ok(Some((fp, loaded)))
 }
 
 #[cfg(test)]

@@ -317,6 +317,7 @@ fn load_settings(opts: &ControllerOptions) -> Result<SettingsParts> {
         path.clone(),
         file_watch::DEFAULT_INTERVAL,
         fp,
+        config::ConvertCache::default(),
         move |result| match result {
             Ok(loaded) => {
                 log_loaded(&loaded);
