@@ -480,68 +480,63 @@ def memory(results, dur, weir, quick):
     log(f"memory: {results['memory']}")
 
 
-def scale(results, weir_bin, work, quick):
-    """Scenario 5: 10,000 endpoints in the local file: start-up, one-change reloads, RSS."""
-    n = 10_000
-    lines = [f"port: {P_WEIR}\nadminPort: {P_ADMIN}\naccessLog: false\nendpoints:\n"]
-    for i in range(n):
-        lines.append(f"  - path: /e/{i}/{{id}}\n    backends:\n      - hosts: [\"http://{HOST}:{P_BACKEND}\"]\n"
-                     "        urlPattern: /small.json\n")
-    big_cfg = "".join(lines)
-    scale_path = os.path.join(work, "scale.yaml")
-    write_atomic(scale_path, big_cfg)
+def measure_reloads(weir_bin, path, text_for, quick):
+    """Starts Weir on `text_for(None)` at `path`, then writes `text_for(k)` (which adds the
+    route /fresh-k) and times each write until that route is served."""
+    write_atomic(path, text_for(None))
     t0 = time.monotonic()
-    weir = spawn([weir_bin, "run", "--config", scale_path])
+    weir = spawn([weir_bin, "run", "--config", path])
     wait_http(f"http://{HOST}:{P_ADMIN}/__health/ready", timeout=120)
     startup = (time.monotonic() - t0) * 1000
     rss_ready = rss_kib(weir.pid)
     latencies = []
     for k in range(2 if quick else 10):
-        extra = (f"  - path: /fresh-{k}\n    backends:\n      - hosts: [\"http://{HOST}:{P_BACKEND}\"]\n"
-                 "        urlPattern: /small.json\n")
+        text = text_for(k)
         time.sleep(0.3)
         t1 = time.monotonic()
-        write_atomic(scale_path, big_cfg + extra)
-        deadline = t1 + 30
-        while time.monotonic() < deadline:
-            if get(f"http://{HOST}:{P_WEIR}/fresh-{k}")[0] == 200:
-                break
-            time.sleep(0.001)
-        latencies.append((time.monotonic() - t1) * 1000)
-    results["scale_10k"] = {"endpoints": n, "startup_to_ready_ms": startup,
-                            "reload_ms": latencies, "reload_median_ms": median(latencies),
-                            "reload_max_ms": max(latencies),
-                            "rss_ready_kib": rss_ready, "rss_kib": rss_kib(weir.pid)}
-    log(f"scale: {results['scale_10k']}")
-    weir.terminate()
-    weir.wait(timeout=30)
-    # The same 10,000 endpoints as a JSON file (a generated configuration often is).
-    doc = {"port": P_WEIR, "adminPort": P_ADMIN, "accessLog": False, "endpoints": [
-        {"path": f"/e/{i}/{{id}}", "backends": [{"hosts": [f"http://{HOST}:{P_BACKEND}"],
-                                                 "urlPattern": "/small.json"}]} for i in range(n)]}
-    json_path = os.path.join(work, "scale.json")
-    write_atomic(json_path, json.dumps(doc))
-    t0 = time.monotonic()
-    weir = spawn([weir_bin, "run", "--config", json_path])
-    wait_http(f"http://{HOST}:{P_ADMIN}/__health/ready", timeout=120)
-    startup = (time.monotonic() - t0) * 1000
-    latencies = []
-    for k in range(2 if quick else 10):
-        fresh = dict(doc, endpoints=doc["endpoints"] + [
-            {"path": f"/fresh-{k}", "backends": [{"hosts": [f"http://{HOST}:{P_BACKEND}"],
-                                                  "urlPattern": "/small.json"}]}])
-        text = json.dumps(fresh)
-        time.sleep(0.3)
-        t1 = time.monotonic()
-        write_atomic(json_path, text)
+        write_atomic(path, text)
         while time.monotonic() < t1 + 30:
             if get(f"http://{HOST}:{P_WEIR}/fresh-{k}")[0] == 200:
                 break
             time.sleep(0.001)
         latencies.append((time.monotonic() - t1) * 1000)
-    results["scale_10k_json"] = {"startup_to_ready_ms": startup, "reload_ms": latencies,
-                                 "reload_median_ms": median(latencies),
-                                 "reload_max_ms": max(latencies), "rss_kib": rss_kib(weir.pid)}
+    rss = rss_kib(weir.pid)
+    weir.terminate()
+    weir.wait(timeout=30)
+    return {"startup_to_ready_ms": startup, "reload_ms": latencies,
+            "reload_median_ms": median(latencies), "reload_max_ms": max(latencies),
+            "rss_ready_kib": rss_ready, "rss_kib": rss}
+
+
+def scale(results, weir_bin, work, quick):
+    """Scenario 5: 10,000 endpoints in the local file (YAML, then the same as JSON):
+    start-up, one-change reloads, RSS."""
+    n = 10_000
+    backend = {"hosts": [f"http://{HOST}:{P_BACKEND}"], "urlPattern": "/small.json"}
+    lines = [f"port: {P_WEIR}\nadminPort: {P_ADMIN}\naccessLog: false\nendpoints:\n"]
+    for i in range(n):
+        lines.append(f"  - path: /e/{i}/{{id}}\n    backends:\n      - hosts: [\"{backend['hosts'][0]}\"]\n"
+                     "        urlPattern: /small.json\n")
+    yaml_text = "".join(lines)
+
+    def yaml_for(k):
+        if k is None:
+            return yaml_text
+        return yaml_text + (f"  - path: /fresh-{k}\n    backends:\n      - hosts: [\"{backend['hosts'][0]}\"]\n"
+                            "        urlPattern: /small.json\n")
+
+    doc = {"port": P_WEIR, "adminPort": P_ADMIN, "accessLog": False,
+           "endpoints": [{"path": f"/e/{i}/{{id}}", "backends": [backend]} for i in range(n)]}
+
+    def json_for(k):
+        if k is None:
+            return json.dumps(doc)
+        return json.dumps(dict(doc, endpoints=doc["endpoints"] + [{"path": f"/fresh-{k}", "backends": [backend]}]))
+
+    results["scale_10k"] = dict(measure_reloads(weir_bin, os.path.join(work, "scale.yaml"), yaml_for, quick),
+                                endpoints=n)
+    log(f"scale: {results['scale_10k']}")
+    results["scale_10k_json"] = measure_reloads(weir_bin, os.path.join(work, "scale.json"), json_for, quick)
     log(f"scale (json): {results['scale_10k_json']}")
 
 
