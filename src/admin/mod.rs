@@ -13,6 +13,7 @@ use serde_json::json;
 use tracing::debug;
 
 use crate::model::{Flavor, Settings};
+use crate::proxy::backend::decode_query_component;
 use crate::proxy::server::Shared;
 use crate::proxy::{full, Body};
 
@@ -119,12 +120,10 @@ async fn echo(req: Request<Incoming>) -> Response<Body> {
     if let Some(q) = parts.uri.query() {
         for pair in q.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let dec = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            query.entry(dec(k)).or_default().push(dec(v));
+            query
+                .entry(decode_query_component(k))
+                .or_default()
+                .push(decode_query_component(v));
         }
     }
     json_response(

@@ -156,11 +156,8 @@ pub async fn run(opts: ControllerOptions, stop: crate::local::Stop) -> Result<()
     let handle = start(opts).await?;
     crate::local::shutdown_signal().await;
     info!(?stop, "shutting down");
-    handle.gateway.shared().begin_drain();
-    if !stop.delay.is_zero() {
-        info!(delay = ?stop.delay, "readiness is 503; still serving during the shutdown delay");
-        tokio::time::sleep(stop.delay).await;
-    }
+    // The controller keeps watching while the listeners still serve.
+    handle.gateway.announce_stop(stop.delay).await;
     handle.shutdown(stop.drain).await;
     Ok(())
 }

@@ -80,6 +80,24 @@ pub struct Inbound {
     pub chunked_bodies: bool,
 }
 
+/// The header names listed in `Connection`, lower-cased: hop-by-hop for this message too.
+pub fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect()
+}
+
+/// Decodes one query-string key or value (`+` is a space).
+pub fn decode_query_component(s: &str) -> String {
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 /// Hop-by-hop headers: meaningful for one connection only, never forwarded.
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
@@ -158,15 +176,10 @@ pub fn build_uri(
     }
     if let Some(q) = inbound.query.as_deref() {
         let mut first = !url.contains('?');
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(&s.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        };
         for pair in q.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = match pair.split_once('=') {
-                Some((k, v)) => (decode(k), Some(decode(v))),
-                None => (decode(pair), None),
+                Some((k, v)) => (decode_query_component(k), Some(decode_query_component(v))),
+                None => (decode_query_component(pair), None),
             };
             if backend.query.allows(&key) {
                 // Re-encoded from the decoded parts, so what the filter allowed is exactly
@@ -191,14 +204,7 @@ pub fn build_uri(
 /// so only the client's own `Accept-Encoding` (when whitelisted) may ask for compression.
 pub fn upstream_headers(backend: &CompiledBackend, inbound: &Inbound, decodes: bool) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(8);
-    let connection_listed: Vec<String> = inbound
-        .headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .collect();
+    let connection_listed = connection_tokens(&inbound.headers);
     for (name, value) in &inbound.headers {
         if is_hop_by_hop(name)
             || name == header::HOST

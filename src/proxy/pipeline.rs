@@ -514,14 +514,7 @@ async fn no_op(
     backend
         .metrics
         .count(if ok { "ok" } else { "failed_status" });
-    let listed: Vec<String> = parts
-        .headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .collect();
+    let listed = backend::connection_tokens(&parts.headers);
     let names: Vec<_> = parts.headers.keys().cloned().collect();
     for name in names {
         if backend::is_hop_by_hop(&name) || listed.iter().any(|l| l == name.as_str()) {

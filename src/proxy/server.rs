@@ -281,6 +281,14 @@ impl GatewayHandle {
     /// listeners keep serving for `delay` (while endpoints are withdrawn), then they stop
     /// accepting and in-flight requests finish for up to `drain`.
     pub async fn stop_gracefully(self, delay: Duration, drain: Duration) {
+        self.announce_stop(delay).await;
+        info!(?drain, "no longer accepting; draining in-flight requests");
+        self.shutdown(drain).await;
+    }
+
+    /// The first half of [`GatewayHandle::stop_gracefully`]: readiness turns 503 and the
+    /// listeners go on serving for `delay`.
+    pub async fn announce_stop(&self, delay: Duration) {
         self.shared.begin_drain();
         if !delay.is_zero() {
             info!(
@@ -289,8 +297,6 @@ impl GatewayHandle {
             );
             tokio::time::sleep(delay).await;
         }
-        info!(?drain, "no longer accepting; draining in-flight requests");
-        self.shutdown(drain).await;
     }
 
     /// Stops accepting, lets in-flight requests finish for up to `drain`, then returns.
