@@ -9,8 +9,9 @@ use tracing::{error, info, warn};
 
 use crate::config::{self, watch, Loaded};
 use crate::model::Gateway;
+pub use crate::proxy::server::{shutdown_signal, Stop};
 use crate::proxy::server::{GatewayHandle, Published, Shared};
-use crate::telemetry::metrics::Metrics;
+use crate::proxy::telemetry::metrics::Metrics;
 
 /// Options of `weir run`.
 #[derive(Debug, Clone)]
@@ -130,34 +131,6 @@ pub async fn start(opts: LocalOptions) -> Result<LocalGateway, StartError> {
         }
     });
     Ok(LocalGateway { handle, watcher })
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-}
-
-/// How a gateway stops on SIGTERM/SIGINT.
-#[derive(Debug, Clone, Copy)]
-pub struct Stop {
-    /// Keep serving this long after readiness turned 503.
-    pub delay: Duration,
-    /// Then let in-flight requests finish for up to this long.
-    pub drain: Duration,
 }
 
 /// `weir run`: serve until a signal, then stop gracefully.

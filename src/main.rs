@@ -7,7 +7,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use weir::telemetry::metrics::Metrics;
+use weir::proxy::telemetry::metrics::Metrics;
 
 use weir::config;
 use weir::controller::{self, ControllerOptions};

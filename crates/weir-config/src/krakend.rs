@@ -1,0 +1,904 @@
+//! Import of a KrakenD configuration (`krakend.json`, format version 3): the service
+//! settings, endpoints, backends and the `extra_config` namespaces Weir implements are mapped
+//! onto [`SettingsFile`] and [`EndpointSpec`], which then take the normal validation path.
+//!
+//! Everything else is reported once by name as a warning, never silently dropped. An
+//! endpoint that relies on a namespace able to *refuse* requests (authentication, request
+//! validation, Lua, plugins) is not served at all: serving it without the check would open
+//! it to everyone.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use weir_model::spec::{
+    BackendEncodingSpec, BackendRateLimitSpec, BackendSpec, CircuitBreakerSpec, EndpointSpec,
+    ErrorsSpec, FlatmapSpec, MethodSpec, OutputEncodingSpec, RateLimitSpec, StaticResponseSpec,
+};
+use weir_model::FieldError;
+
+use super::settings::{CorsSpec, FlavorSpec, HealthSpec, SettingsFile};
+use super::{ConfigError, Result};
+
+/// The only KrakenD configuration format version Weir reads.
+pub const SUPPORTED_VERSION: u64 = 3;
+
+/// `apiVersion` of the manifests `weir convert` prints.
+pub const API_VERSION: &str = "weir.dev/v1alpha1";
+
+/// Namespace prefixes whose features can reject a request. Without them an endpoint would
+/// be served unprotected, so such endpoints are left out (with a warning) instead.
+const GUARD_PREFIXES: [&str; 5] = [
+    "auth/",
+    "validation/",
+    "modifier/lua",
+    "security/",
+    "plugin/",
+];
+
+/// Service-level keys that carry no behaviour (names, editor hints).
+const INERT_SERVICE_KEYS: [&str; 2] = ["name", "$schema"];
+
+/// A KrakenD file mapped onto Weir's settings and endpoint specs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Imported {
+    /// Gateway settings (`flavor: krakend`); its `endpoints` list is empty.
+    pub settings: SettingsFile,
+    /// Endpoint specs with their origin (`file: endpoints[i]`), in file order.
+    pub endpoints: Vec<(String, EndpointSpec)>,
+    /// Features of the file that Weir does not implement, one line per name.
+    pub warnings: Vec<String>,
+}
+
+/// Whether `text` is a KrakenD configuration: a JSON object with a top-level `version`
+/// (a Weir settings file refuses that key, so the two cannot be confused).
+pub fn is_krakend(text: &str) -> bool {
+    let trimmed = text.trim_start();
+    if !trimmed.starts_with('{') {
+        return false;
+    }
+    matches!(
+        serde_json::from_str::<Value>(trimmed),
+        Ok(Value::Object(m)) if m.contains_key("version")
+    )
+}
+
+#[derive(Deserialize)]
+struct KService {
+    #[serde(default)]
+    port: Option<u16>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    cache_ttl: Option<String>,
+    #[serde(default)]
+    output_encoding: Option<String>,
+    #[serde(default)]
+    host: Vec<String>,
+    #[serde(default)]
+    debug_endpoint: bool,
+    #[serde(default)]
+    echo_endpoint: bool,
+    #[serde(default)]
+    extra_config: BTreeMap<String, Value>,
+    #[serde(default)]
+    endpoints: Vec<KEndpoint>,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct KEndpoint {
+    endpoint: String,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    output_encoding: Option<String>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    cache_ttl: Option<String>,
+    #[serde(default)]
+    concurrent_calls: Option<u32>,
+    #[serde(default)]
+    input_headers: Vec<String>,
+    #[serde(default)]
+    input_query_strings: Vec<String>,
+    #[serde(default)]
+    backend: Vec<KBackend>,
+    #[serde(default)]
+    extra_config: BTreeMap<String, Value>,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct KBackend {
+    #[serde(default)]
+    host: Vec<String>,
+    url_pattern: String,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    encoding: Option<String>,
+    #[serde(default)]
+    is_collection: bool,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    allow: Vec<String>,
+    #[serde(default)]
+    deny: Vec<String>,
+    #[serde(default)]
+    mapping: BTreeMap<String, String>,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    input_headers: Option<Vec<String>>,
+    #[serde(default)]
+    input_query_strings: Option<Vec<String>>,
+    #[serde(default)]
+    extra_config: BTreeMap<String, Value>,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct KRouter {
+    #[serde(default)]
+    return_error_msg: Option<bool>,
+    #[serde(default)]
+    disable_health: Option<bool>,
+    #[serde(default)]
+    health_path: Option<String>,
+    #[serde(default)]
+    disable_access_log: Option<bool>,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct KCors {
+    #[serde(default)]
+    allow_origins: Vec<String>,
+    #[serde(default)]
+    allow_methods: Vec<String>,
+    #[serde(default)]
+    allow_headers: Vec<String>,
+    #[serde(default)]
+    expose_headers: Vec<String>,
+    #[serde(default)]
+    max_age: Option<String>,
+    #[serde(default)]
+    allow_credentials: bool,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct KRouterRateLimit {
+    #[serde(default)]
+    max_rate: Option<f64>,
+    #[serde(default)]
+    capacity: Option<u32>,
+    #[serde(default)]
+    client_max_rate: Option<f64>,
+    #[serde(default)]
+    client_capacity: Option<u32>,
+    #[serde(default)]
+    strategy: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    every: Option<String>,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct KProxyRateLimit {
+    #[serde(default)]
+    max_rate: Option<f64>,
+    #[serde(default)]
+    capacity: Option<u32>,
+    #[serde(default)]
+    every: Option<String>,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct KCircuitBreaker {
+    interval: u64,
+    timeout: u64,
+    max_errors: u32,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct KBackendHttp {
+    #[serde(default)]
+    return_error_details: Option<String>,
+    #[serde(default)]
+    return_error_code: bool,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct KEndpointProxy {
+    #[serde(default)]
+    sequential: bool,
+    #[serde(default, rename = "static")]
+    static_response: Option<StaticResponseSpec>,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct KBackendProxy {
+    #[serde(default)]
+    flatmap_filter: Vec<FlatmapSpec>,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+/// Collects errors and the not-implemented features (each name once, with where it is used).
+struct Cx<'a> {
+    file: &'a str,
+    errors: Vec<FieldError>,
+    unsupported: BTreeMap<String, Vec<String>>,
+    skipped: Vec<String>,
+}
+
+impl Cx<'_> {
+    fn err(&mut self, endpoint: Option<&str>, field: String, message: String) {
+        self.errors.push(FieldError {
+            origin: self.file.to_string(),
+            endpoint: endpoint.map(str::to_string),
+            field,
+            message,
+        });
+    }
+
+    fn unsupported(&mut self, what: String, at: String) {
+        let places = self.unsupported.entry(what).or_default();
+        if !places.contains(&at) {
+            places.push(at);
+        }
+    }
+
+    fn unknown_keys(&mut self, scope: &str, other: &BTreeMap<String, Value>, at: &str) {
+        for key in other.keys() {
+            self.unsupported(format!("{scope}{key}"), at.to_string());
+        }
+    }
+
+    /// Parses a namespace body; a wrong shape is an error naming the field.
+    fn namespace<T: DeserializeOwned>(
+        &mut self,
+        endpoint: Option<&str>,
+        field: &str,
+        value: &Value,
+    ) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let inner = e.path().to_string();
+                let field = if inner == "." || inner.is_empty() {
+                    field.to_string()
+                } else {
+                    format!("{field}.{inner}")
+                };
+                self.err(endpoint, field, e.into_inner().to_string());
+                None
+            }
+        }
+    }
+
+    fn enumeration<T: DeserializeOwned>(
+        &mut self,
+        endpoint: Option<&str>,
+        field: &str,
+        raw: &str,
+        accepted: &str,
+    ) -> Option<T> {
+        match serde_json::from_value(Value::String(raw.to_string())) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                self.err(
+                    endpoint,
+                    field.to_string(),
+                    format!("{raw:?} is not supported (Weir accepts {accepted})"),
+                );
+                None
+            }
+        }
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (what, places) in &self.unsupported {
+            out.push(format!(
+                "{}: {what} is not implemented by Weir and is ignored (at {})",
+                self.file,
+                places.join(", ")
+            ));
+        }
+        out.extend(self.skipped.iter().cloned());
+        out
+    }
+}
+
+/// A KrakenD rate turned into whole tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct WholeRate {
+    tokens: u32,
+    /// The burst when the period had to be stretched (KrakenD's default burst is the rate).
+    burst: Option<u32>,
+}
+
+/// KrakenD rates may be fractional (`0.5` per second); Weir's are whole tokens per
+/// `every`. Rates and period are scaled by the smallest factor that makes every rate whole
+/// (0.5 per 1s becomes 1 per 2s).
+fn whole_rates(
+    rates: &[Option<f64>],
+    every: Option<&str>,
+) -> std::result::Result<(Vec<Option<WholeRate>>, Option<String>), String> {
+    if let Some(bad) = rates.iter().flatten().find(|r| !r.is_finite() || **r < 0.0) {
+        return Err(format!("rate {bad} must be a number of zero or more"));
+    }
+    let whole = |k: f64| {
+        rates
+            .iter()
+            .flatten()
+            .all(|r| ((r * k) - (r * k).round()).abs() < 1e-9)
+    };
+    let Some(k) = [1u32, 2, 4, 5, 10, 20, 50, 100, 1000]
+        .into_iter()
+        .find(|k| whole(f64::from(*k)))
+    else {
+        return Err("rates need at most three decimals".into());
+    };
+    if k == 1 {
+        let same = rates
+            .iter()
+            .map(|r| {
+                r.map(|r| WholeRate {
+                    tokens: r as u32,
+                    burst: None,
+                })
+            })
+            .collect();
+        return Ok((same, every.map(str::to_string)));
+    }
+    let period = match every {
+        Some(e) => weir_model::parse_duration(e).map_err(|e| e.to_string())?,
+        None => std::time::Duration::from_secs(1),
+    };
+    let scaled = rates
+        .iter()
+        .map(|r| {
+            r.map(|r| WholeRate {
+                tokens: (r * f64::from(k)).round() as u32,
+                burst: Some(r.ceil().max(1.0) as u32),
+            })
+        })
+        .collect();
+    Ok((scaled, Some(weir_model::format_go(period * k))))
+}
+
+const METHODS: &str = "GET, POST, PUT, PATCH, DELETE";
+const OUTPUTS: &str = "json, json-collection, string, xml, yaml, negotiate, no-op";
+const ENCODINGS: &str = "json, safejson, xml, string, no-op";
+
+/// Reads a KrakenD file. A version other than 3 is refused; shapes Weir cannot read are
+/// errors naming the field; unimplemented features become warnings.
+pub fn import(path: &Path, text: &str) -> Result<Imported> {
+    let file = path.display().to_string();
+    let syntax = |message: String| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        message,
+    };
+    let raw: Value =
+        serde_json::from_str(text).map_err(|e| syntax(format!("invalid JSON: {e}")))?;
+    match raw.get("version") {
+        Some(Value::Number(n)) if n.as_u64() == Some(SUPPORTED_VERSION) => {}
+        Some(other) => {
+            return Err(syntax(format!(
+                "KrakenD configuration version {other} is not supported: Weir reads version \
+                 {SUPPORTED_VERSION} (KrakenD 2.x); migrate the file to version 3 first"
+            )))
+        }
+        None => return Err(syntax("not a KrakenD configuration: no \"version\"".into())),
+    }
+    let service: KService = serde_path_to_error::deserialize(&raw).map_err(|e| {
+        let field = e.path().to_string();
+        syntax(format!("{field}: {}", e.into_inner()))
+    })?;
+    let mut cx = Cx {
+        file: &file,
+        errors: Vec::new(),
+        unsupported: BTreeMap::new(),
+        skipped: Vec::new(),
+    };
+    let settings = map_service(&mut cx, &service);
+    let mut endpoints = Vec::new();
+    for (i, ep) in service.endpoints.iter().enumerate() {
+        if let Some(spec) = map_endpoint(&mut cx, i, ep, &service.host) {
+            endpoints.push((format!("{file}: endpoints[{i}]"), spec));
+        }
+    }
+    if !cx.errors.is_empty() {
+        return Err(ConfigError::Invalid(weir_model::ValidationErrors(
+            cx.errors,
+        )));
+    }
+    Ok(Imported {
+        settings,
+        endpoints,
+        warnings: cx.warnings(),
+    })
+}
+
+fn map_service(cx: &mut Cx<'_>, s: &KService) -> SettingsFile {
+    let mut settings = SettingsFile {
+        port: s.port,
+        timeout: s.timeout.clone(),
+        cache_ttl: s.cache_ttl.clone(),
+        debug: s.debug_endpoint.then_some(true),
+        echo: s.echo_endpoint.then_some(true),
+        flavor: Some(FlavorSpec::Krakend),
+        ..SettingsFile::default()
+    };
+    if let Some(enc) = &s.output_encoding {
+        settings.output_encoding = cx.enumeration(None, "output_encoding", enc, OUTPUTS);
+    }
+    for key in s.other.keys() {
+        if key != "version" && !INERT_SERVICE_KEYS.contains(&key.as_str()) {
+            cx.unsupported(format!("setting \"{key}\""), "service".into());
+        }
+    }
+    for (ns, value) in &s.extra_config {
+        let field = format!("extra_config.{ns}");
+        match ns.as_str() {
+            "router" => {
+                if let Some(r) = cx.namespace::<KRouter>(None, &field, value) {
+                    settings.return_error_message = r.return_error_msg;
+                    if r.disable_health.is_some() || r.health_path.is_some() {
+                        settings.health = Some(HealthSpec {
+                            enabled: r.disable_health.map(|d| !d),
+                            path: r.health_path.clone(),
+                        });
+                    }
+                    settings.access_log = r.disable_access_log.map(|d| !d);
+                    cx.unknown_keys("router option ", &r.other, "service");
+                }
+            }
+            "security/cors" => {
+                if let Some(c) = cx.namespace::<KCors>(None, &field, value) {
+                    cx.unknown_keys("security/cors option ", &c.other, "service");
+                    settings.cors = Some(CorsSpec {
+                        allow_origins: c.allow_origins,
+                        allow_methods: c.allow_methods,
+                        allow_headers: c.allow_headers,
+                        expose_headers: c.expose_headers,
+                        max_age: c.max_age,
+                        allow_credentials: c.allow_credentials,
+                    });
+                }
+            }
+            other if GUARD_PREFIXES.iter().any(|p| other.starts_with(p)) => {
+                cx.skipped.push(format!(
+                    "{}: service extra_config namespace \"{other}\" can refuse requests in KrakenD and is NOT enforced by Weir: every endpoint is served without it",
+                    cx.file
+                ))
+            }
+            other => cx.unsupported(
+                format!("extra_config namespace \"{other}\""),
+                "service".into(),
+            ),
+        }
+    }
+    settings
+}
+
+fn guard_namespaces(config: &BTreeMap<String, Value>) -> impl Iterator<Item = &str> {
+    config
+        .keys()
+        .map(String::as_str)
+        .filter(|ns| GUARD_PREFIXES.iter().any(|p| ns.starts_with(p)))
+}
+
+fn map_endpoint(
+    cx: &mut Cx<'_>,
+    index: usize,
+    ep: &KEndpoint,
+    default_hosts: &[String],
+) -> Option<EndpointSpec> {
+    let path = ep.endpoint.as_str();
+    let at = format!("endpoints[{index}] {path}");
+    // Leave out endpoints whose checks Weir cannot perform, and say which and why.
+    let mut guards: Vec<&str> = guard_namespaces(&ep.extra_config).collect();
+    for b in &ep.backend {
+        guards.extend(guard_namespaces(&b.extra_config));
+    }
+    if let Some(enc) = ep
+        .backend
+        .iter()
+        .filter_map(|b| b.encoding.as_deref())
+        .find(|e| *e == "rss")
+    {
+        cx.skipped.push(format!(
+            "{}: {at} is not served: backend encoding {enc} is not implemented",
+            cx.file
+        ));
+        return None;
+    }
+    if !guards.is_empty() {
+        guards.sort_unstable();
+        guards.dedup();
+        cx.skipped.push(format!(
+            "{}: {at} is not served: it relies on {} (not implemented by Weir), and serving it \
+             without those checks would expose it",
+            cx.file,
+            guards.join(", ")
+        ));
+        return None;
+    }
+    let mut spec = EndpointSpec {
+        path: ep.endpoint.clone(),
+        timeout: ep.timeout.clone(),
+        cache_ttl: ep.cache_ttl.clone(),
+        concurrent_calls: ep.concurrent_calls,
+        input_headers: ep.input_headers.clone(),
+        input_query_strings: ep.input_query_strings.clone(),
+        ..EndpointSpec::default()
+    };
+    if let Some(m) = &ep.method {
+        spec.method =
+            cx.enumeration::<MethodSpec>(Some(path), "method", &m.to_ascii_uppercase(), METHODS);
+    }
+    if let Some(enc) = &ep.output_encoding {
+        spec.output_encoding =
+            cx.enumeration::<OutputEncodingSpec>(Some(path), "output_encoding", enc, OUTPUTS);
+    }
+    cx.unknown_keys("endpoint field ", &ep.other, &at);
+    for (ns, value) in &ep.extra_config {
+        let field = format!("extra_config.{ns}");
+        match ns.as_str() {
+            "qos/ratelimit/router" => {
+                if let Some(r) = cx.namespace::<KRouterRateLimit>(Some(path), &field, value) {
+                    cx.unknown_keys("qos/ratelimit/router option ", &r.other, &at);
+                    let strategy = match r.strategy.as_deref() {
+                        None | Some("") => None,
+                        Some(s) => cx.enumeration(
+                            Some(path),
+                            &format!("{field}.strategy"),
+                            s,
+                            "ip, header, param",
+                        ),
+                    };
+                    match whole_rates(&[r.max_rate, r.client_max_rate], r.every.as_deref()) {
+                        Ok((rates, every)) => {
+                            spec.rate_limit = Some(RateLimitSpec {
+                                max_rate: rates[0].map(|w| w.tokens),
+                                capacity: r.capacity.or(rates[0].and_then(|w| w.burst)),
+                                client_max_rate: rates[1].map(|w| w.tokens),
+                                client_capacity: r
+                                    .client_capacity
+                                    .or(rates[1].and_then(|w| w.burst)),
+                                strategy,
+                                key: r.key.filter(|k| !k.is_empty()),
+                                every,
+                            })
+                        }
+                        Err(e) => cx.err(Some(path), field.clone(), e),
+                    }
+                }
+            }
+            "proxy" => {
+                if let Some(p) = cx.namespace::<KEndpointProxy>(Some(path), &field, value) {
+                    spec.sequential = p.sequential;
+                    spec.static_response = p.static_response;
+                    cx.unknown_keys("endpoint proxy option ", &p.other, &at);
+                }
+            }
+            other => cx.unsupported(format!("extra_config namespace \"{other}\""), at.clone()),
+        }
+    }
+    for (j, b) in ep.backend.iter().enumerate() {
+        spec.backends.push(map_backend(
+            cx,
+            path,
+            &format!("{at} backend[{j}]"),
+            j,
+            b,
+            default_hosts,
+        ));
+    }
+    if spec.backends.len() > 1 {
+        for (j, b) in spec.backends.iter_mut().enumerate() {
+            if let Some(errors) = b.errors.as_mut().filter(|e| e.return_code) {
+                // KrakenD only honours it on single-backend endpoints; so does Weir.
+                errors.return_code = false;
+                cx.skipped.push(format!(
+                    "{}: {at} backend[{j}]: backend/http return_error_code is ignored on an endpoint with several backends (as KrakenD does)",
+                    cx.file
+                ));
+            }
+        }
+    }
+    Some(spec)
+}
+
+fn map_backend(
+    cx: &mut Cx<'_>,
+    path: &str,
+    at: &str,
+    index: usize,
+    b: &KBackend,
+    default_hosts: &[String],
+) -> BackendSpec {
+    let mut spec = BackendSpec {
+        hosts: if b.host.is_empty() {
+            default_hosts.to_vec()
+        } else {
+            b.host.clone()
+        },
+        url_pattern: b.url_pattern.clone(),
+        is_collection: b.is_collection,
+        target: b.target.clone().filter(|t| !t.is_empty()),
+        allow: b.allow.clone(),
+        deny: b.deny.clone(),
+        mapping: b.mapping.clone(),
+        group: b.group.clone().filter(|g| !g.is_empty()),
+        input_headers: b.input_headers.clone(),
+        input_query_strings: b.input_query_strings.clone(),
+        ..BackendSpec::default()
+    };
+    let prefix = format!("backend[{index}]");
+    if let Some(m) = &b.method {
+        spec.method = cx.enumeration::<MethodSpec>(
+            Some(path),
+            &format!("{prefix}.method"),
+            &m.to_ascii_uppercase(),
+            METHODS,
+        );
+    }
+    if let Some(enc) = &b.encoding {
+        spec.encoding = cx.enumeration::<BackendEncodingSpec>(
+            Some(path),
+            &format!("{prefix}.encoding"),
+            enc,
+            ENCODINGS,
+        );
+    }
+    cx.unknown_keys("backend field ", &b.other, at);
+    for (ns, value) in &b.extra_config {
+        let field = format!("{prefix}.extra_config.{ns}");
+        match ns.as_str() {
+            "qos/ratelimit/proxy" => {
+                if let Some(r) = cx.namespace::<KProxyRateLimit>(Some(path), &field, value) {
+                    cx.unknown_keys("qos/ratelimit/proxy option ", &r.other, at);
+                    match whole_rates(&[r.max_rate], r.every.as_deref()) {
+                        Ok((rates, every)) => {
+                            spec.rate_limit = Some(BackendRateLimitSpec {
+                                max_rate: rates[0].map(|w| w.tokens),
+                                capacity: r.capacity.or(rates[0].and_then(|w| w.burst)),
+                                every,
+                            })
+                        }
+                        Err(e) => cx.err(Some(path), field.clone(), e),
+                    }
+                }
+            }
+            "qos/circuit-breaker" => {
+                if let Some(c) = cx.namespace::<KCircuitBreaker>(Some(path), &field, value) {
+                    // Logging options change no behaviour; anything else is reported.
+                    let other: BTreeMap<String, Value> = c
+                        .other
+                        .into_iter()
+                        .filter(|(k, _)| k != "log_status_change" && k != "name")
+                        .collect();
+                    cx.unknown_keys("qos/circuit-breaker option ", &other, at);
+                    // KrakenD counts both in whole seconds.
+                    spec.circuit_breaker = Some(CircuitBreakerSpec {
+                        interval: format!("{}s", c.interval),
+                        timeout: format!("{}s", c.timeout),
+                        max_errors: c.max_errors,
+                    });
+                }
+            }
+            "backend/http" => {
+                if let Some(h) = cx.namespace::<KBackendHttp>(Some(path), &field, value) {
+                    cx.unknown_keys("backend/http option ", &h.other, at);
+                    spec.errors = Some(ErrorsSpec {
+                        return_details: h.return_error_details.filter(|d| !d.is_empty()),
+                        return_code: h.return_error_code,
+                    });
+                }
+            }
+            "proxy" => {
+                if let Some(p) = cx.namespace::<KBackendProxy>(Some(path), &field, value) {
+                    cx.unknown_keys("backend proxy option ", &p.other, at);
+                    spec.flatmap = p.flatmap_filter;
+                }
+            }
+            other => cx.unsupported(
+                format!("extra_config namespace \"{other}\""),
+                at.to_string(),
+            ),
+        }
+    }
+    spec
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestOut<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: MetadataOut,
+    spec: &'a EndpointSpec,
+}
+
+#[derive(Serialize)]
+struct MetadataOut {
+    name: String,
+}
+
+/// A Kubernetes object name (DNS-1123 label) for an endpoint: the path's words joined by
+/// `-`, `root` for `/`, the method appended when it is not GET.
+pub fn manifest_name(spec: &EndpointSpec) -> String {
+    let mut name = String::new();
+    for c in spec.path.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_alphanumeric() {
+            name.push(c);
+        } else if !name.is_empty() && !name.ends_with('-') {
+            name.push('-');
+        }
+    }
+    let mut name = name.trim_end_matches('-').to_string();
+    if name.is_empty() {
+        name.push_str("root");
+    }
+    if let Some(m) = spec.method.filter(|m| *m != MethodSpec::Get) {
+        name.push('-');
+        name.push_str(&format!("{m:?}").to_ascii_lowercase());
+    }
+    name.truncate(55);
+    name.trim_end_matches('-').to_string()
+}
+
+/// Renders an import as one multi-document YAML stream: the gateway settings document
+/// first, then one `kind: Endpoint` manifest per endpoint (names made unique).
+pub fn to_manifests(imported: &Imported) -> std::result::Result<String, serde_yaml::Error> {
+    let mut out = String::new();
+    out.push_str("# Gateway settings (the document without `kind`).\n");
+    out.push_str(&serde_yaml::to_string(&imported.settings)?);
+    let mut used: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, spec) in &imported.endpoints {
+        let base = manifest_name(spec);
+        let n = used.entry(base.clone()).or_insert(0);
+        *n += 1;
+        let name = if *n == 1 { base } else { format!("{base}-{n}") };
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&ManifestOut {
+            api_version: API_VERSION,
+            kind: "Endpoint",
+            metadata: MetadataOut { name },
+            spec,
+        })?);
+    }
+    Ok(out)
+}
+
+/// `weir convert`: reads a KrakenD file and renders it as manifests, with the warnings.
+pub fn convert_file(path: &Path) -> Result<(String, Vec<String>)> {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let syntax = |message: String| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|e| syntax(format!("not UTF-8: {e}")))?;
+    if !is_krakend(text) {
+        return Err(syntax(
+            "not a KrakenD configuration (a JSON object with \"version\": 3)".into(),
+        ));
+    }
+    let imported = import(path, text)?;
+    let yaml = to_manifests(&imported).map_err(|e| syntax(format!("rendering YAML: {e}")))?;
+    Ok((yaml, imported.warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn import_text(text: &str) -> Result<Imported> {
+        import(Path::new("krakend.json"), text)
+    }
+
+    #[test]
+    fn recognises_krakend_files() {
+        assert!(is_krakend(r#"{"version": 3, "endpoints": []}"#));
+        assert!(!is_krakend("port: 8080\n"));
+        assert!(!is_krakend(r#"{"port": 8080}"#));
+    }
+
+    #[test]
+    fn refuses_other_versions() {
+        let err = import_text(r#"{"version": 2}"#).unwrap_err().to_string();
+        assert!(err.contains("version 2 is not supported"), "{err}");
+        assert!(err.contains("version 3"), "{err}");
+    }
+
+    #[test]
+    fn maps_qos_namespaces() {
+        let imported = import_text(
+            r#"{"version": 3, "endpoints": [{"endpoint": "/a", "extra_config": {
+                "qos/ratelimit/router": {"max_rate": 10, "client_max_rate": 2, "strategy": "header", "key": "X-Key", "every": "1m"}},
+              "backend": [{"host": ["http://h"], "url_pattern": "/", "extra_config": {
+                "qos/ratelimit/proxy": {"max_rate": 5, "capacity": 7},
+                "qos/circuit-breaker": {"interval": 60, "timeout": 10, "max_errors": 1, "log_status_change": true}}}]}]}"#,
+        )
+        .unwrap();
+        let spec = &imported.endpoints[0].1;
+        let rl = spec.rate_limit.as_ref().unwrap();
+        assert_eq!((rl.max_rate, rl.client_max_rate), (Some(10), Some(2)));
+        assert_eq!(rl.every.as_deref(), Some("1m"));
+        let b = &spec.backends[0];
+        assert_eq!(b.rate_limit.as_ref().unwrap().capacity, Some(7));
+        let cb = b.circuit_breaker.as_ref().unwrap();
+        assert_eq!((cb.interval.as_str(), cb.timeout.as_str()), ("60s", "10s"));
+        assert!(imported.warnings.is_empty(), "{:?}", imported.warnings);
+    }
+
+    #[test]
+    fn fractional_rates_stretch_the_period() {
+        let (r, every) = whole_rates(&[Some(0.5), None], None).unwrap();
+        assert_eq!(
+            r[0],
+            Some(WholeRate {
+                tokens: 1,
+                burst: Some(1)
+            })
+        );
+        assert_eq!(r[1], None);
+        assert_eq!(every.as_deref(), Some("2s"));
+        let (r, every) = whole_rates(&[Some(2.5), Some(10.0)], Some("1m")).unwrap();
+        assert_eq!(r[0].unwrap().tokens, 5);
+        assert_eq!(r[1].unwrap().tokens, 20);
+        assert_eq!(every.as_deref(), Some("2m0s"));
+        let (r, every) = whole_rates(&[Some(3.0)], Some("1s")).unwrap();
+        assert_eq!((r[0].unwrap().tokens, r[0].unwrap().burst), (3, None));
+        assert_eq!(every.as_deref(), Some("1s"));
+        assert!(whole_rates(&[Some(-1.0)], None).is_err());
+    }
+
+    #[test]
+    fn names_manifests_after_paths() {
+        let spec = |path: &str, method| EndpointSpec {
+            path: path.into(),
+            method,
+            ..EndpointSpec::default()
+        };
+        assert_eq!(manifest_name(&spec("/", None)), "root");
+        assert_eq!(
+            manifest_name(&spec(
+                "/param_forwarding/some/{foo}",
+                Some(MethodSpec::Post)
+            )),
+            "param-forwarding-some-foo-post"
+        );
+    }
+}

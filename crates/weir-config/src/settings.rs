@@ -1,0 +1,257 @@
+//! The gateway settings file (DESIGN.md "Gateway settings").
+
+use serde::{Deserialize, Serialize};
+
+use weir_model::convert as api_convert;
+use weir_model::spec::{EndpointSpec, OutputEncodingSpec, RateLimitSpec};
+use weir_model::{self as model, EndpointRateLimit, FieldError, Settings};
+
+/// `/__health` options.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthSpec {
+    /// Serve the health endpoint (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Its path (default `/__health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// `/__stats` options.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StatsSpec {
+    /// Serve Prometheus metrics (default false).
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// Cross-origin resource sharing (KrakenD `security/cors`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CorsSpec {
+    /// Allowed origins; empty or `*` allows any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_origins: Vec<String>,
+    /// Allowed methods (default GET, HEAD, POST).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_methods: Vec<String>,
+    /// Allowed request headers (`Origin` is always allowed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_headers: Vec<String>,
+    /// Response headers the browser may read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    /// How long browsers may cache a preflight answer (`12h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+    /// Allow cookies and HTTP authentication.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_credentials: bool,
+}
+
+/// Which product's client-visible conventions the gateway follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlavorSpec {
+    /// `X-Weir-Completed` (the default).
+    Weir,
+    /// `X-KrakenD-Completed` and KrakenD's other conventions (set by `weir convert`).
+    Krakend,
+}
+
+/// The settings file as written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SettingsFile {
+    /// Proxy listener port (default 8080).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Serve the reserved endpoints on this port instead of the proxy port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_port: Option<u16>,
+    /// Default endpoint timeout (default 2s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Default cache TTL (default 0s).
+    #[serde(default, rename = "cacheTTL", skip_serializing_if = "Option::is_none")]
+    pub cache_ttl: Option<String>,
+    /// Default output encoding (default json).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_encoding: Option<OutputEncodingSpec>,
+    /// Default endpoint rate limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
+    /// Put error text in 500 bodies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_error_message: Option<bool>,
+    /// Health endpoint options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSpec>,
+    /// Metrics endpoint options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<StatsSpec>,
+    /// Serve `/__debug/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug: Option<bool>,
+    /// Serve `/__echo/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo: Option<bool>,
+    /// Access log on stdout (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<bool>,
+    /// CORS policy (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsSpec>,
+    /// Client-visible conventions (default weir).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavor: Option<FlavorSpec>,
+    /// Endpoints (local mode).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<EndpointSpec>,
+}
+
+impl SettingsFile {
+    /// Converts into model settings; errors name `origin` and the field.
+    pub fn to_settings(&self, origin: &str) -> (Settings, Vec<FieldError>) {
+        let d = Settings::default();
+        let mut errors = Vec::new();
+        let mut err = |field: &str, message: String| {
+            errors.push(FieldError {
+                origin: origin.to_string(),
+                endpoint: None,
+                field: field.to_string(),
+                message,
+            })
+        };
+        let mut dur = |field: &str, v: &Option<String>, default| match v {
+            None => default,
+            Some(s) => model::parse_duration(s).unwrap_or_else(|e| {
+                err(field, e.to_string());
+                default
+            }),
+        };
+        let timeout = dur("timeout", &self.timeout, d.timeout);
+        let cache_ttl = dur("cacheTTL", &self.cache_ttl, d.cache_ttl);
+        let mut rl_errors = Vec::new();
+        let rate_limit = self
+            .rate_limit
+            .as_ref()
+            .map(|rl| {
+                api_convert::rate_limit(
+                    rl,
+                    &EndpointRateLimit::default(),
+                    "rateLimit",
+                    &mut rl_errors,
+                )
+            })
+            .unwrap_or_default();
+        let health_path = self
+            .health
+            .as_ref()
+            .and_then(|h| h.path.clone())
+            .unwrap_or(d.health_path.clone());
+        for (field, message) in rl_errors {
+            err(&field, message);
+        }
+        if timeout.is_zero() {
+            err("timeout", "must be greater than zero".into());
+        }
+        if !health_path.starts_with('/')
+            || health_path.len() < 2
+            || health_path.contains(['{', '}'])
+        {
+            err(
+                "health.path",
+                format!("must be a plain path starting with '/' (got {health_path:?})"),
+            );
+        }
+        if let Some((_, model::ClientKey::Param(p))) = &rate_limit.client {
+            err(
+                "rateLimit.strategy",
+                format!("param strategy ({p}) only makes sense on an endpoint"),
+            );
+        }
+        if self.admin_port.is_some() && self.admin_port == self.port {
+            err("adminPort", "must differ from port".into());
+        }
+        let cors = self.cors.as_ref().map(|c| {
+            let (cors, problems) = c.to_model();
+            for (field, message) in problems {
+                err(&format!("cors.{field}"), message);
+            }
+            cors
+        });
+        let settings = Settings {
+            port: self.port.unwrap_or(d.port),
+            admin_port: self.admin_port,
+            timeout,
+            cache_ttl,
+            output_encoding: self
+                .output_encoding
+                .map(api_convert::output_encoding)
+                .unwrap_or(d.output_encoding),
+            rate_limit,
+            return_error_message: self.return_error_message.unwrap_or(d.return_error_message),
+            health_enabled: self.health.as_ref().and_then(|h| h.enabled).unwrap_or(true),
+            health_path,
+            stats_enabled: self.stats.as_ref().is_some_and(|s| s.enabled),
+            debug: self.debug.unwrap_or(false),
+            echo: self.echo.unwrap_or(false),
+            access_log: self.access_log.unwrap_or(true),
+            flavor: match self.flavor {
+                Some(FlavorSpec::Krakend) => model::Flavor::KrakenD,
+                Some(FlavorSpec::Weir) | None => model::Flavor::Weir,
+            },
+            cors,
+        };
+        (settings, errors)
+    }
+}
+
+impl CorsSpec {
+    /// Converts into the model, with `(field, message)` for each invalid value.
+    pub fn to_model(&self) -> (model::Cors, Vec<(String, String)>) {
+        let mut problems = Vec::new();
+        let max_age = self
+            .max_age
+            .as_deref()
+            .and_then(|s| match model::parse_duration(s) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    problems.push(("maxAge".to_string(), e.to_string()));
+                    None
+                }
+            });
+        for (i, m) in self.allow_methods.iter().enumerate() {
+            if http::Method::from_bytes(m.to_ascii_uppercase().as_bytes()).is_err() {
+                problems.push((
+                    format!("allowMethods[{i}]"),
+                    format!("{m:?} is not an HTTP method"),
+                ));
+            }
+        }
+        let lower = |v: &[String]| v.iter().map(|s| s.to_ascii_lowercase()).collect();
+        let methods = if self.allow_methods.is_empty() {
+            model::Cors::DEFAULT_METHODS
+                .iter()
+                .map(|m| m.to_string())
+                .collect()
+        } else {
+            self.allow_methods
+                .iter()
+                .map(|m| m.to_ascii_uppercase())
+                .collect()
+        };
+        let cors = model::Cors {
+            allow_origins: lower(&self.allow_origins),
+            allow_methods: methods,
+            allow_headers: lower(&self.allow_headers),
+            expose_headers: self.expose_headers.clone(),
+            max_age,
+            allow_credentials: self.allow_credentials,
+        };
+        (cors, problems)
+    }
+}

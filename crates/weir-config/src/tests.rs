@@ -1,0 +1,399 @@
+use std::path::PathBuf;
+
+use super::*;
+use weir_model::{BackendEncoding, Method, NameFilter, OutputEncoding};
+
+fn load_text(text: &str) -> Result<Loaded> {
+    from_sources(
+        &[(PathBuf::from("gw.yaml"), text.as_bytes().to_vec())],
+        false,
+    )
+}
+
+fn errors(text: &str) -> String {
+    load_text(text).expect_err("should be invalid").to_string()
+}
+
+const ONE: &str = "
+endpoints:
+  - path: /users/{id}
+    backends:
+      - hosts: [\"http://127.0.0.1:1\"]
+        urlPattern: /u/{id}
+";
+
+#[test]
+fn defaults_apply() {
+    let gw = load_text(ONE).unwrap().gateway;
+    assert_eq!(gw.settings.port, 8080);
+    let ep = &gw.endpoints[0];
+    assert_eq!(ep.method, Method::Get);
+    assert_eq!(ep.timeout, std::time::Duration::from_secs(2));
+    assert_eq!(ep.concurrent_calls, 1);
+    assert_eq!(ep.output_encoding, OutputEncoding::Json);
+    assert_eq!(ep.input_headers, NameFilter::None);
+    assert_eq!(ep.backends[0].encoding, BackendEncoding::Json);
+    assert_eq!(ep.backends[0].method, Method::Get);
+}
+
+#[test]
+fn settings_defaults_flow_into_endpoints() {
+    let gw = load_text(&format!(
+        "timeout: 800ms\ncacheTTL: 1m\noutputEncoding: xml\n{ONE}"
+    ))
+    .unwrap()
+    .gateway;
+    let ep = &gw.endpoints[0];
+    assert_eq!(ep.timeout, std::time::Duration::from_millis(800));
+    assert_eq!(ep.cache_ttl, std::time::Duration::from_secs(60));
+    assert_eq!(ep.output_encoding, OutputEncoding::Xml);
+}
+
+#[test]
+fn json_settings_file_loads() {
+    let json = r#"{"port": 9000, "endpoints": [{"path": "/a", "backends": [{"hosts": ["http://h"], "urlPattern": "/a"}]}]}"#;
+    let gw = from_sources(
+        &[(PathBuf::from("gw.json"), json.as_bytes().to_vec())],
+        false,
+    )
+    .unwrap()
+    .gateway;
+    assert_eq!(gw.settings.port, 9000);
+    assert_eq!(gw.endpoints.len(), 1);
+}
+
+#[test]
+fn path_must_start_with_slash() {
+    let e = errors(&ONE.replace("path: /users/{id}", "path: users/{id}"));
+    assert!(
+        e.contains("gw.yaml: endpoints[0]: endpoint users/{id}: path: must start with '/'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn reserved_paths_are_refused() {
+    for p in ["/__health", "/__stats/x", "/__debug/", "/__echo/a"] {
+        let e = errors(&ONE.replace("/users/{id}", p).replace("/u/{id}", "/u"));
+        assert!(e.contains("path:") && e.contains("reserved"), "{p}: {e}");
+    }
+}
+
+#[test]
+fn undefined_url_parameter_is_refused() {
+    let e = errors(&ONE.replace("/u/{id}", "/u/{name}"));
+    assert!(
+        e.contains("backends[0].urlPattern: {name} is not defined by the endpoint path /users/{id} (defined: id)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn sequential_references_need_sequential_and_order() {
+    let two = "
+endpoints:
+  - path: /a
+    SEQ
+    backends:
+      - hosts: [\"http://h\"]
+        urlPattern: /one
+      - hosts: [\"http://h\"]
+        urlPattern: /two/{resp0_id}
+";
+    let e = errors(&two.replace("SEQ", ""));
+    assert!(e.contains("set sequential: true"), "{e}");
+    assert!(load_text(&two.replace("SEQ", "sequential: true")).is_ok());
+    let e = errors(
+        &two.replace("SEQ", "sequential: true")
+            .replace("resp0_id", "resp1_id"),
+    );
+    assert!(e.contains("refers to backend 1"), "{e}");
+}
+
+#[test]
+fn no_op_needs_one_backend() {
+    let e = errors(
+        "
+endpoints:
+  - path: /a
+    outputEncoding: no-op
+    backends:
+      - hosts: [\"http://h\"]
+        urlPattern: /one
+      - hosts: [\"http://h\"]
+        urlPattern: /two
+",
+    );
+    assert!(
+        e.contains("outputEncoding: no-op passes one backend's answer through, but 2 backends"),
+        "{e}"
+    );
+}
+
+#[test]
+fn backend_no_op_needs_no_op_endpoint() {
+    let e = errors(&ONE.replace(
+        "urlPattern: /u/{id}",
+        "urlPattern: /u/{id}\n        encoding: no-op",
+    ));
+    assert!(e.contains("backends[0].encoding"), "{e}");
+}
+
+#[test]
+fn unknown_encoding_names_the_field() {
+    let e = errors(&ONE.replace("    backends:", "    outputEncoding: csv\n    backends:"));
+    assert!(
+        e.contains("gw.yaml")
+            && e.contains("endpoints[0].outputEncoding")
+            && e.contains("unknown variant `csv`"),
+        "{e}"
+    );
+    let e = errors(&ONE.replace(
+        "urlPattern: /u/{id}",
+        "urlPattern: /u/{id}\n        encoding: protobuf",
+    ));
+    assert!(
+        e.contains("endpoints[0].backends[0].encoding") && e.contains("protobuf"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_fields_are_refused() {
+    let e = errors(&ONE.replace("    backends:", "    timeuot: 1s\n    backends:"));
+    assert!(e.contains("timeuot"), "{e}");
+}
+
+#[test]
+fn duplicate_routes_are_refused_unless_hosts_differ() {
+    let dup = format!("{ONE}{}", ONE.replace("endpoints:\n", ""));
+    let e = errors(&dup);
+    assert!(
+        e.contains("duplicate route GET /users/{id} (already defined in gw.yaml: endpoints[0])"),
+        "{e}"
+    );
+    let by_host = format!(
+        "{ONE}{}",
+        ONE.replace("endpoints:\n", "")
+            .replace("    backends:", "    host: b.example\n    backends:")
+    );
+    assert!(load_text(&by_host).is_ok());
+    let other_method = format!(
+        "{ONE}{}",
+        ONE.replace("endpoints:\n", "")
+            .replace("    backends:", "    method: DELETE\n    backends:")
+    );
+    assert!(load_text(&other_method).is_ok());
+}
+
+#[test]
+fn backend_needs_a_host() {
+    let e = errors(&ONE.replace("hosts: [\"http://127.0.0.1:1\"]", "hosts: []"));
+    assert!(
+        e.contains("backends[0].hosts: a backend needs at least one host"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_urls_are_refused() {
+    for bad in ["ftp://h", "http://", "http://a b", "http://h/?q=1"] {
+        let e = errors(&ONE.replace("http://127.0.0.1:1", bad));
+        assert!(e.contains("backends[0].hosts[0]"), "{bad}: {e}");
+    }
+    let e = errors(&ONE.replace("urlPattern: /u/{id}", "urlPattern: u/{id}"));
+    assert!(
+        e.contains("backends[0].urlPattern: must start with '/'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_durations_name_the_field() {
+    let e = errors(&ONE.replace("    backends:", "    timeout: 2sec\n    backends:"));
+    assert!(
+        e.contains("endpoint /users/{id}: timeout: invalid duration \"2sec\""),
+        "{e}"
+    );
+    let e = errors(&format!("timeout: soon\n{ONE}"));
+    assert!(e.contains("gw.yaml: timeout: invalid duration"), "{e}");
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let e = errors(
+        "
+endpoints:
+  - path: nope
+    backends:
+      - hosts: []
+        urlPattern: /x/{missing}
+",
+    );
+    assert_eq!(e.lines().count(), 3, "{e}");
+}
+
+#[test]
+fn long_timeouts_warn_but_load() {
+    let loaded =
+        load_text(&ONE.replace("    backends:", "    timeout: 5s\n    backends:")).unwrap();
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(
+        loaded.warnings[0].contains("timeout: 5s is above 2s"),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn manifest_directory_with_settings_document() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("users.yaml"),
+        "apiVersion: weir.dev/v1alpha1
+kind: Endpoint
+metadata:
+  name: users
+spec:
+  path: /users
+  backends:
+    - hosts: [\"http://h\"]
+      urlPattern: /users
+---
+apiVersion: weir.dev/v1alpha1
+kind: Endpoint
+metadata:
+  name: orders
+spec:
+  path: /orders
+  backends:
+    - hosts: [\"http://h\"]
+      urlPattern: /orders
+",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("gateway.yaml"), "port: 9999\ntimeout: 1s\n").unwrap();
+    std::fs::write(dir.path().join("README.md"), "not config").unwrap();
+    std::fs::write(
+        dir.path().join("other.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+    )
+    .unwrap();
+    let loaded = load(dir.path()).unwrap();
+    let gw = loaded.gateway;
+    assert_eq!(gw.settings.port, 9999);
+    let paths: Vec<_> = gw.endpoints.iter().map(|e| e.path.to_string()).collect();
+    assert_eq!(paths, ["/users", "/orders"]);
+    assert_eq!(gw.endpoints[0].timeout, std::time::Duration::from_secs(1));
+    assert!(gw.endpoints[0]
+        .origin
+        .ends_with("users.yaml: Endpoint users"));
+    assert!(loaded
+        .warnings
+        .iter()
+        .any(|w| w.contains("kind ConfigMap ignored")));
+}
+
+#[test]
+fn manifest_errors_name_file_and_object() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "apiVersion: weir.dev/v1alpha1
+kind: Endpoint
+metadata:
+  name: broken
+spec:
+  path: /__debug/x
+  backends:
+    - hosts: [\"http://h\"]
+      urlPattern: /x
+",
+    )
+    .unwrap();
+    let e = load(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("bad.yaml: Endpoint broken: endpoint /__debug/x: path:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn syntax_errors_name_the_file() {
+    let e = errors("endpoints: [");
+    assert!(e.starts_with("gw.yaml: "), "{e}");
+}
+
+#[test]
+fn documents_split_on_separators() {
+    assert_eq!(
+        split_documents("a: 1\n---\nb: 2\n---\n# only a comment\n").len(),
+        2
+    );
+    assert_eq!(split_documents("---\na: 1\n").len(), 1);
+}
+
+#[test]
+fn unchanged_endpoints_are_reused_across_loads() {
+    let two = |second: &str, timeout: &str| {
+        format!(
+            "timeout: {timeout}\nendpoints:
+  - path: /a
+    backends: [{{hosts: [\"http://h\"], urlPattern: /a}}]
+  - path: {second}
+    backends: [{{hosts: [\"http://h\"], urlPattern: /b}}]
+"
+        )
+    };
+    let load = |text: String, cache: &mut ConvertCache| {
+        from_sources_cached(
+            &[(PathBuf::from("gw.yaml"), text.into_bytes())],
+            false,
+            cache,
+        )
+        .unwrap()
+        .gateway
+    };
+    let mut cache = ConvertCache::default();
+    let first = load(two("/b", "1s"), &mut cache);
+    let second = load(two("/c", "1s"), &mut cache);
+    assert!(std::sync::Arc::ptr_eq(
+        &first.endpoints[0],
+        &second.endpoints[0]
+    ));
+    assert!(!std::sync::Arc::ptr_eq(
+        &first.endpoints[1],
+        &second.endpoints[1]
+    ));
+    assert_eq!(second.endpoints[1].path.as_str(), "/c");
+    // New settings may change every endpoint's defaults: nothing is reused.
+    let third = load(two("/c", "2s"), &mut cache);
+    assert!(!std::sync::Arc::ptr_eq(
+        &second.endpoints[0],
+        &third.endpoints[0]
+    ));
+    assert_eq!(
+        third.endpoints[0].timeout,
+        std::time::Duration::from_secs(2)
+    );
+}
+
+#[test]
+fn json_errors_name_the_field_too() {
+    let json = r#"{"endpoints": [{"path": "/a", "timeuot": "1s", "backends": []}]}"#;
+    let e = from_sources(
+        &[(PathBuf::from("gw.json"), json.as_bytes().to_vec())],
+        false,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("gw.json: endpoints[0]"), "{e}");
+    assert!(e.contains("timeuot"), "{e}");
+    let e = from_sources(
+        &[(PathBuf::from("gw.json"), b"{\"port\": 1} trailing".to_vec())],
+        false,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("trailing characters"), "{e}");
+}

@@ -1,0 +1,242 @@
+//! Conversion, conflict resolution and Service checks, without a cluster.
+
+use super::*;
+use crate::resource::{BackendSpec, MethodSpec, ServiceRef};
+
+fn spec(path: &str) -> EndpointSpec {
+    EndpointSpec {
+        path: path.into(),
+        backends: vec![BackendSpec {
+            hosts: vec!["http://users.internal:8080".into()],
+            url_pattern: "/v1/users".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn object(ns: &str, name: &str, created: i64, spec: EndpointSpec) -> Object {
+    Object {
+        key: ObjectKey::new(ns, name),
+        generation: Some(1),
+        resource_version: Some("1".into()),
+        created: Some(Timestamp::from_second(created).unwrap()),
+        spec,
+        status: None,
+    }
+}
+
+fn index(objects: Vec<Object>) -> Index {
+    let mut ix = Index::new(Settings::default());
+    ix.replace(|_| true, objects);
+    ix
+}
+
+fn all_services() -> Services {
+    Services {
+        all_namespaces: true,
+        ..Default::default()
+    }
+}
+
+fn verdict<'a>(r: &'a Resolution, ns: &str, name: &str) -> &'a Verdict {
+    &r.verdicts[&ObjectKey::new(ns, name)]
+}
+
+#[test]
+fn valid_endpoints_are_served_with_their_origin() {
+    let r = index(vec![
+        object("shop", "users", 10, spec("/users")),
+        object("shop", "orders", 10, spec("/orders")),
+    ])
+    .resolve(&all_services());
+    assert_eq!(r.gateway.endpoints.len(), 2);
+    let origins: Vec<&str> = r
+        .gateway
+        .endpoints
+        .iter()
+        .map(|e| e.origin.as_str())
+        .collect();
+    assert_eq!(
+        origins,
+        ["shop/orders", "shop/users"],
+        "namespace/name order"
+    );
+    assert_eq!(verdict(&r, "shop", "users").reason, cond::REASON_ACCEPTED);
+    assert!(verdict(&r, "shop", "users").served);
+}
+
+#[test]
+fn invalid_endpoint_is_reported_alone_and_others_keep_serving() {
+    let mut bad = spec("/bad");
+    bad.timeout = Some("soon".into());
+    let r = index(vec![
+        object("shop", "good", 10, spec("/good")),
+        object("shop", "bad", 10, bad),
+    ])
+    .resolve(&all_services());
+    assert_eq!(r.gateway.endpoints.len(), 1);
+    let v = verdict(&r, "shop", "bad");
+    assert_eq!(v.reason, cond::REASON_INVALID);
+    assert!(!v.served);
+    assert!(v.message.contains("spec.timeout"), "{}", v.message);
+    assert_eq!(verdict(&r, "shop", "good").reason, cond::REASON_ACCEPTED);
+}
+
+#[test]
+fn reserved_paths_have_their_own_reason() {
+    for path in ["/__health", "/__debug/x", "/__stats"] {
+        let r = index(vec![object("shop", "sneaky", 10, spec(path))]).resolve(&all_services());
+        let v = verdict(&r, "shop", "sneaky");
+        assert_eq!(v.reason, cond::REASON_RESERVED_PATH, "{path}");
+        assert!(v.message.contains("reserved"), "{}", v.message);
+        assert!(r.gateway.endpoints.is_empty());
+    }
+}
+
+#[test]
+fn oldest_claim_wins_then_namespace_and_name() {
+    let r = index(vec![
+        object("a", "young", 20, spec("/users")),
+        object("z", "old", 10, spec("/users")),
+    ])
+    .resolve(&all_services());
+    assert_eq!(r.gateway.endpoints.len(), 1);
+    assert_eq!(r.gateway.endpoints[0].origin, "z/old");
+    let v = verdict(&r, "a", "young");
+    assert_eq!(v.reason, cond::REASON_CONFLICT);
+    assert!(v.message.contains("z/old"), "{}", v.message);
+    assert!(!v.served);
+
+    // Same creation second: namespace/name decides.
+    let r = index(vec![
+        object("b", "x", 10, spec("/users")),
+        object("a", "y", 10, spec("/users")),
+    ])
+    .resolve(&all_services());
+    assert_eq!(r.gateway.endpoints[0].origin, "a/y");
+    assert_eq!(verdict(&r, "b", "x").reason, cond::REASON_CONFLICT);
+}
+
+#[test]
+fn conflicts_need_the_same_host_method_and_route_shape() {
+    let mut post = spec("/users/{id}");
+    post.method = Some(MethodSpec::Post);
+    let mut other_host = spec("/users/{id}");
+    other_host.host = Some("api.example.com".into());
+    let r = index(vec![
+        object("s", "get", 10, spec("/users/{id}")),
+        object("s", "post", 11, post),
+        object("s", "host", 12, other_host),
+        // Another placeholder name is the same route to the router.
+        object("s", "renamed", 13, spec("/users/{name}")),
+    ])
+    .resolve(&all_services());
+    assert_eq!(verdict(&r, "s", "post").reason, cond::REASON_ACCEPTED);
+    assert_eq!(verdict(&r, "s", "host").reason, cond::REASON_ACCEPTED);
+    assert_eq!(verdict(&r, "s", "renamed").reason, cond::REASON_CONFLICT);
+    assert_eq!(r.gateway.endpoints.len(), 3);
+}
+
+#[test]
+fn deleting_the_winner_hands_the_route_to_the_next_claim() {
+    let mut ix = index(vec![
+        object("s", "old", 10, spec("/users")),
+        object("s", "new", 20, spec("/users")),
+    ]);
+    ix.delete(&ObjectKey::new("s", "old"));
+    let r = ix.resolve(&all_services());
+    assert_eq!(verdict(&r, "s", "new").reason, cond::REASON_ACCEPTED);
+    assert_eq!(r.gateway.endpoints[0].origin, "s/new");
+}
+
+fn service_spec(name: &str, namespace: Option<&str>) -> EndpointSpec {
+    EndpointSpec {
+        path: "/svc".into(),
+        backends: vec![BackendSpec {
+            service: Some(ServiceRef {
+                name: name.into(),
+                port: 8080,
+                namespace: namespace.map(Into::into),
+            }),
+            url_pattern: "/v1".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn service_backends_resolve_to_cluster_dns() {
+    let ix = index(vec![object("shop", "svc", 10, service_spec("users", None))]);
+    let mut services = all_services();
+    services.present.insert(ObjectKey::new("shop", "users"));
+    let r = ix.resolve(&services);
+    assert_eq!(verdict(&r, "shop", "svc").reason, cond::REASON_ACCEPTED);
+    let host = &r.gateway.endpoints[0].backends[0].hosts[0];
+    assert_eq!(host.to_string(), "http://users.shop.svc:8080");
+}
+
+#[test]
+fn missing_service_is_reported_but_still_served() {
+    let ix = index(vec![object(
+        "shop",
+        "svc",
+        10,
+        service_spec("users", Some("backend")),
+    )]);
+    let r = ix.resolve(&all_services());
+    let v = verdict(&r, "shop", "svc");
+    assert_eq!(v.reason, cond::REASON_UNRESOLVED_SERVICE);
+    assert!(v.served);
+    assert!(v.message.contains("backend/users"), "{}", v.message);
+    assert_eq!(r.gateway.endpoints.len(), 1);
+
+    // A namespace the controller does not watch is not checked.
+    let services = Services {
+        all_namespaces: false,
+        namespaces: ["shop".to_string()].into(),
+        present: Default::default(),
+    };
+    assert_eq!(
+        ix.resolve(&services).verdicts[&ObjectKey::new("shop", "svc")].reason,
+        cond::REASON_ACCEPTED
+    );
+}
+
+#[test]
+fn relist_replaces_only_its_scope() {
+    let mut ix = index(vec![
+        object("a", "one", 10, spec("/one")),
+        object("b", "two", 10, spec("/two")),
+    ]);
+    ix.replace(
+        |k| k.namespace == "a",
+        vec![object("a", "three", 10, spec("/three"))],
+    );
+    let keys: Vec<String> = ix.objects().map(|o| o.key.to_string()).collect();
+    assert_eq!(keys, ["a/three", "b/two"]);
+}
+
+#[test]
+fn settings_change_reconverts_every_spec() {
+    let mut ix = index(vec![object("a", "one", 10, spec("/one"))]);
+    let before = ix.resolve(&all_services()).gateway.endpoints[0].timeout;
+    let settings = Settings {
+        timeout: std::time::Duration::from_secs(7),
+        ..Settings::default()
+    };
+    ix.set_settings(settings);
+    let after = ix.resolve(&all_services()).gateway.endpoints[0].timeout;
+    assert_ne!(before, after);
+    assert_eq!(after, std::time::Duration::from_secs(7));
+}
+
+#[test]
+fn unchanged_cluster_resolves_to_an_equal_gateway() {
+    let ix = index(vec![object("a", "one", 10, spec("/one"))]);
+    assert_eq!(
+        ix.resolve(&all_services()).gateway,
+        ix.resolve(&all_services()).gateway
+    );
+}

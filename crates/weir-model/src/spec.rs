@@ -1,0 +1,340 @@
+//! Serde types of the `Endpoint` spec, camelCase as in DESIGN.md. Unknown fields are refused
+//! so that a typo never silently changes behaviour.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// An HTTP method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum MethodSpec {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+}
+
+/// How the gateway renders its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum OutputEncodingSpec {
+    /// A JSON object.
+    #[serde(rename = "json")]
+    Json,
+    /// The `collection` array as a JSON array.
+    #[serde(rename = "json-collection")]
+    JsonCollection,
+    /// The `content` string as text.
+    #[serde(rename = "string")]
+    String,
+    /// XML.
+    #[serde(rename = "xml")]
+    Xml,
+    /// YAML.
+    #[serde(rename = "yaml")]
+    Yaml,
+    /// Chosen from the `Accept` header.
+    #[serde(rename = "negotiate")]
+    Negotiate,
+    /// The backend's answer untouched.
+    #[serde(rename = "no-op")]
+    NoOp,
+}
+
+/// How a backend's answer is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum BackendEncodingSpec {
+    /// A JSON object.
+    #[serde(rename = "json")]
+    Json,
+    /// Any JSON value.
+    #[serde(rename = "safejson")]
+    SafeJson,
+    /// XML.
+    #[serde(rename = "xml")]
+    Xml,
+    /// Text.
+    #[serde(rename = "string")]
+    String,
+    /// Untouched.
+    #[serde(rename = "no-op")]
+    NoOp,
+}
+
+/// The client key strategy of a per-client rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitStrategy {
+    /// The peer address (or the first address in header `key`).
+    Ip,
+    /// The value of header `key`.
+    Header,
+    /// The value of path parameter `key`.
+    Param,
+}
+
+/// Endpoint rate limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitSpec {
+    /// Requests per `every` for the whole endpoint; 0 turns it off. Beyond it: 503.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rate: Option<u32>,
+    /// Burst size of the endpoint bucket (defaults to `maxRate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+    /// Requests per `every` for each client; 0 turns it off. Beyond it: 429.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_max_rate: Option<u32>,
+    /// Burst size of each client bucket (defaults to `clientMaxRate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_capacity: Option<u32>,
+    /// How clients are told apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<RateLimitStrategy>,
+    /// Header or parameter name for the strategy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Refill period (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<String>,
+}
+
+/// Backend rate limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendRateLimitSpec {
+    /// Calls per `every`; 0 turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rate: Option<u32>,
+    /// Burst size (defaults to `maxRate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+    /// Refill period (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<String>,
+}
+
+/// Circuit breaker of a backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CircuitBreakerSpec {
+    /// Window in which consecutive failures count.
+    pub interval: String,
+    /// How long the breaker stays open.
+    pub timeout: String,
+    /// Opens after more than this many consecutive failures.
+    pub max_errors: u32,
+}
+
+/// Detailed error handling of a backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ErrorsSpec {
+    /// On failure, add `error_<alias>` with the backend's status, body and content type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_details: Option<String>,
+    /// On failure, answer with the backend's status code (single backend only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub return_code: bool,
+}
+
+/// A flatmap operation type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FlatmapType {
+    /// Move or rename.
+    Move,
+    /// Delete.
+    Del,
+    /// Append one array to another.
+    Append,
+}
+
+/// One flatmap operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlatmapSpec {
+    /// The operation.
+    #[serde(rename = "type")]
+    pub op: FlatmapType,
+    /// Dot paths: one for `del`, two (from, to) for `move` and `append`.
+    pub args: Vec<String>,
+}
+
+/// A Kubernetes Service to use as backend host (controller mode).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceRef {
+    /// Service name.
+    pub name: String,
+    /// Service port.
+    pub port: u16,
+    /// Namespace (defaults to the Endpoint's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// When static data is merged into the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StaticStrategySpec {
+    /// Every time.
+    Always,
+    /// When no backend failed.
+    Success,
+    /// When every backend answered in time.
+    Complete,
+    /// When some backend failed.
+    Errored,
+    /// When the answer is incomplete.
+    Incomplete,
+}
+
+/// Static data merged by strategy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaticResponseSpec {
+    /// When to merge.
+    pub strategy: StaticStrategySpec,
+    /// The data (a JSON object).
+    #[schemars(schema_with = "any_object")]
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One backend of an endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.service) != (has(self.hosts) && size(self.hosts) > 0)",
+    "message": "a backend needs exactly one of hosts or service",
+}]))]
+pub struct BackendSpec {
+    /// Base URLs (`http://users.shop:8080`), load-balanced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// A Kubernetes Service instead of `hosts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceRef>,
+    /// Path (+ query) with `{name}` placeholders from the endpoint path.
+    pub url_pattern: String,
+    /// Upstream method (defaults to the endpoint's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<MethodSpec>,
+    /// How the answer is decoded (default json).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<BackendEncodingSpec>,
+    /// Wrap a JSON array as `{"collection": [...]}`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_collection: bool,
+    /// Keep only this key's object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Keep only these dot paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// Remove these dot paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+    /// Rename top-level keys (old → new).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mapping: BTreeMap<String, String>,
+    /// Wrap the answer under this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Flatmap operations; replace allow/deny/mapping.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flatmap: Vec<FlatmapSpec>,
+    /// Backend rate limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<BackendRateLimitSpec>,
+    /// Circuit breaker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreakerSpec>,
+    /// Detailed errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<ErrorsSpec>,
+    /// Second-level header filter: of the headers the endpoint forwards, only these reach this backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_headers: Option<Vec<String>>,
+    /// Second-level query filter: of the query strings the endpoint forwards, only these reach this backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_query_strings: Option<Vec<String>>,
+}
+
+/// One public route: what the gateway answers on `method path` and which backends it asks.
+///
+/// In a cluster this is the `spec` of the `Endpoint` custom resource (`weir.dev/v1alpha1`);
+/// in a local file it is one item of `endpoints:`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.path.startsWith('/')",
+        "message": "path must start with '/'",
+    },
+    {
+        "rule": "!['/__health', '/__stats', '/__debug', '/__echo'].exists(p, self.path == p || self.path.startsWith(p + '/'))",
+        "message": "path is reserved for the gateway (/__health, /__stats, /__debug, /__echo)",
+    },
+    {
+        "rule": "!has(self.outputEncoding) || self.outputEncoding != 'no-op' || size(self.backends) == 1",
+        "message": "outputEncoding no-op passes one backend's answer through: it needs exactly one backend",
+    },
+]))]
+pub struct EndpointSpec {
+    /// Public path, starting with `/`, with `{name}` placeholders.
+    #[schemars(length(min = 1, max = 1024))]
+    pub path: String,
+    /// Public method (default GET).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<MethodSpec>,
+    /// Host header to match (any when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Whole-pipeline deadline (default from settings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// `Cache-Control` max-age on complete answers.
+    #[serde(default, rename = "cacheTTL", skip_serializing_if = "Option::is_none")]
+    pub cache_ttl: Option<String>,
+    /// Identical backend calls; the first good answer wins (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrent_calls: Option<u32>,
+    /// Output rendering (default json).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_encoding: Option<OutputEncodingSpec>,
+    /// Headers forwarded to backends; `["*"]` = all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_headers: Vec<String>,
+    /// Query strings forwarded to backends; `["*"]` = all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_query_strings: Vec<String>,
+    /// Rate limits (default from settings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
+    /// Call backends in order; `{respN_field}` uses an earlier answer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sequential: bool,
+    /// Static data merged by strategy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_response: Option<StaticResponseSpec>,
+    /// The backends (at least one).
+    #[schemars(length(min = 1))]
+    pub backends: Vec<BackendSpec>,
+}
+
+/// Any JSON object: the API server keeps its fields as written.
+fn any_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}

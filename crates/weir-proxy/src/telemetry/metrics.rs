@@ -1,0 +1,325 @@
+//! Prometheus metrics. One [`Metrics`] (one registry) is built at start-up and passed down;
+//! per-endpoint and per-backend handles are resolved when a table is compiled, so the
+//! request path never hashes label values. Labels are bounded by the configuration: the
+//! endpoint label is the path template, never the raw URL.
+
+use std::sync::{Arc, OnceLock};
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Label value for requests that matched no endpoint.
+pub const UNMATCHED: &str = "";
+/// Label value for the reserved endpoints.
+pub const RESERVED: &str = "__reserved";
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The backend-call outcomes, in a fixed order (the `outcome` label values).
+pub const OUTCOMES: [&str; 8] = [
+    "ok",
+    "failed_status",
+    "timeout",
+    "decode_error",
+    "connection_error",
+    "body_error",
+    "rate_limited",
+    "breaker_open",
+];
+
+/// Every metric the gateway exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    backend_calls: IntCounterVec,
+    backend_duration: HistogramVec,
+    rejections: IntCounterVec,
+    breaker_state: IntGaugeVec,
+    /// Requests being served now.
+    pub in_flight: IntGauge,
+    reloads: IntCounterVec,
+    /// Generation of the table serving now.
+    pub generation: IntGauge,
+    /// Endpoints in the table serving now.
+    pub endpoints: IntGauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn must<T>(r: prometheus::Result<T>) -> T {
+    // Only fails for invalid names or duplicate registration: programming errors caught by
+    // the tests, not run-time conditions.
+    r.expect("metric definitions are valid")
+}
+
+impl Metrics {
+    /// Builds the registry with every metric (and process metrics on Linux).
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = must(IntCounterVec::new(
+            Opts::new(
+                "weir_requests_total",
+                "Requests answered, by endpoint template, method and status.",
+            ),
+            &["endpoint", "method", "status"],
+        ));
+        let request_duration = must(HistogramVec::new(
+            HistogramOpts::new("weir_request_duration_seconds", "Time to answer a request.")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["endpoint", "method"],
+        ));
+        let backend_calls = must(IntCounterVec::new(
+            Opts::new(
+                "weir_backend_calls_total",
+                "Backend calls by endpoint, backend and outcome.",
+            ),
+            &["endpoint", "backend", "outcome"],
+        ));
+        let backend_duration = must(HistogramVec::new(
+            HistogramOpts::new(
+                "weir_backend_duration_seconds",
+                "Duration of completed backend calls.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["endpoint", "backend"],
+        ));
+        let rejections = must(IntCounterVec::new(
+            Opts::new(
+                "weir_rate_limit_rejections_total",
+                "Requests or backend calls refused by a rate limit, by endpoint and scope (endpoint, client, backend).",
+            ),
+            &["endpoint", "scope"],
+        ));
+        let breaker_state = must(IntGaugeVec::new(
+            Opts::new(
+                "weir_circuit_breaker_state",
+                "Circuit breaker state by backend: 0 closed, 1 open, 2 half-open.",
+            ),
+            &["endpoint", "backend"],
+        ));
+        let in_flight = must(IntGauge::new(
+            "weir_requests_in_flight",
+            "Requests being served.",
+        ));
+        let reloads = must(IntCounterVec::new(
+            Opts::new(
+                "weir_config_reloads_total",
+                "Configuration reloads by result (applied, unchanged, rejected).",
+            ),
+            &["result"],
+        ));
+        let generation = must(IntGauge::new(
+            "weir_config_generation",
+            "Generation of the serving table.",
+        ));
+        let endpoints = must(IntGauge::new(
+            "weir_endpoints_served",
+            "Endpoints in the serving table.",
+        ));
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_duration.clone()),
+            Box::new(backend_calls.clone()),
+            Box::new(backend_duration.clone()),
+            Box::new(rejections.clone()),
+            Box::new(breaker_state.clone()),
+            Box::new(in_flight.clone()),
+            Box::new(reloads.clone()),
+            Box::new(generation.clone()),
+            Box::new(endpoints.clone()),
+        ] {
+            must(registry.register(c));
+        }
+        #[cfg(target_os = "linux")]
+        must(registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )));
+        Self {
+            registry,
+            requests,
+            request_duration,
+            backend_calls,
+            backend_duration,
+            rejections,
+            breaker_state,
+            in_flight,
+            reloads,
+            generation,
+            endpoints,
+        }
+    }
+
+    /// Handles for one endpoint, created on its first use: a table with thousands of
+    /// endpoints costs no series (and no memory) for the idle ones.
+    pub fn endpoint(self: &Arc<Self>, template: &str, method: &'static str) -> EndpointMetrics {
+        EndpointMetrics {
+            metrics: self.clone(),
+            template: template.into(),
+            method,
+            handles: OnceLock::new(),
+        }
+    }
+
+    /// Handles for one backend of an endpoint, created on first use.
+    pub fn backend(self: &Arc<Self>, template: &str, backend: &str) -> BackendMetrics {
+        BackendMetrics {
+            metrics: self.clone(),
+            template: template.into(),
+            backend: backend.into(),
+            handles: OnceLock::new(),
+        }
+    }
+
+    /// The breaker-state gauge of one backend (created at once: breakers are few, and the
+    /// state should be visible before the first call).
+    pub fn breaker_gauge(&self, template: &str, backend: &str) -> IntGauge {
+        self.breaker_state.with_label_values(&[template, backend])
+    }
+
+    /// Counts a request that matched no endpoint, or a reserved one.
+    pub fn count_other(&self, endpoint: &str, method: &http::Method, status: u16) {
+        let method = weir_model::Method::parse(method.as_str()).map_or("OTHER", |m| m.as_str());
+        self.requests
+            .with_label_values(&[endpoint, method, &status_label(status)])
+            .inc();
+    }
+
+    /// Counts one reload by result: `applied`, `unchanged` or `rejected`.
+    pub fn count_reload(&self, result: &str) {
+        self.reloads.with_label_values(&[result]).inc();
+    }
+
+    /// The Prometheus text exposition of everything.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for valid metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// The `status` label: the code itself; anything outside 100..=599 folds into `other`, so
+/// the label stays bounded whatever a backend sends through a no-op endpoint.
+fn status_label(status: u16) -> String {
+    if (100..600).contains(&status) {
+        status.to_string()
+    } else {
+        "other".to_string()
+    }
+}
+
+/// Which limit refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Endpoint `maxRate` (503).
+    Endpoint,
+    /// `clientMaxRate` (429).
+    Client,
+    /// Backend `rateLimit`.
+    Backend,
+}
+
+struct EndpointHandles {
+    ok: IntCounter,
+    server_error: IntCounter,
+    duration: Histogram,
+    rejected: [IntCounter; 3],
+}
+
+/// Per-endpoint handles, resolved on first use.
+pub struct EndpointMetrics {
+    metrics: Arc<Metrics>,
+    template: Arc<str>,
+    method: &'static str,
+    handles: OnceLock<EndpointHandles>,
+}
+
+impl EndpointMetrics {
+    fn handles(&self) -> &EndpointHandles {
+        self.handles.get_or_init(|| {
+            let m = &self.metrics;
+            let t = &*self.template;
+            let status = |s: &str| m.requests.with_label_values(&[t, self.method, s]);
+            EndpointHandles {
+                ok: status("200"),
+                server_error: status("500"),
+                duration: m.request_duration.with_label_values(&[t, self.method]),
+                rejected: ["endpoint", "client", "backend"]
+                    .map(|scope| m.rejections.with_label_values(&[t, scope])),
+            }
+        })
+    }
+
+    /// Counts one answered request.
+    pub fn observe(&self, status: u16, seconds: f64) {
+        let h = self.handles();
+        match status {
+            200 => h.ok.inc(),
+            500 => h.server_error.inc(),
+            other => self
+                .metrics
+                .requests
+                .with_label_values(&[&*self.template, self.method, &status_label(other)])
+                .inc(),
+        }
+        h.duration.observe(seconds);
+    }
+
+    /// Counts one rate-limit rejection.
+    pub fn reject(&self, scope: Scope) {
+        self.handles().rejected[scope as usize].inc();
+    }
+}
+
+struct BackendHandles {
+    calls: [IntCounter; 8],
+    duration: Histogram,
+}
+
+/// Per-backend handles, resolved on first use.
+pub struct BackendMetrics {
+    metrics: Arc<Metrics>,
+    template: Arc<str>,
+    backend: Arc<str>,
+    handles: OnceLock<BackendHandles>,
+}
+
+impl BackendMetrics {
+    fn handles(&self) -> &BackendHandles {
+        self.handles.get_or_init(|| {
+            let m = &self.metrics;
+            let (t, b) = (&*self.template, &*self.backend);
+            BackendHandles {
+                calls: OUTCOMES.map(|o| m.backend_calls.with_label_values(&[t, b, o])),
+                duration: m.backend_duration.with_label_values(&[t, b]),
+            }
+        })
+    }
+
+    /// Counts one call by outcome (one of [`OUTCOMES`]).
+    pub fn count(&self, outcome: &str) {
+        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
+            self.handles().calls[i].inc();
+        }
+    }
+
+    /// Records the duration of a completed call.
+    pub fn observe_duration(&self, seconds: f64) {
+        self.handles().duration.observe(seconds);
+    }
+}

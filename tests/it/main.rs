@@ -1,0 +1,23 @@
+//! The integration tests: one binary (one link step on a 2-core machine), one module per
+//! behaviour. They drive the real gateway through loopback sockets; `support` holds the
+//! programmable backends, the gateway launcher and the HTTP client they share.
+
+mod support;
+
+mod bad_backends;
+mod cli;
+mod conformance;
+mod controller;
+mod crd;
+mod encodings;
+mod forwarding;
+mod krakend;
+mod metrics;
+mod qos;
+mod reload;
+mod reserved;
+mod smoke;
+mod status_codes;
+mod streaming;
+mod timeouts;
+mod transforms;
