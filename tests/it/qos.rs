@@ -333,7 +333,7 @@ async fn idle_client_state_is_forgotten() {
         assert_eq!(statuses(&gw, "/r/1", 1, &[("x-client", &key)]).await, [200]);
     }
     let table = gw.gw.handle.shared().table();
-    let limiter = table.by_key["GET /r/{id}"].client_limiter.clone().unwrap();
+    let limiter = table.endpoints[0].client_limiter.clone().unwrap();
     assert_eq!(limiter.tracked(), 300);
     tokio::time::sleep(Duration::from_millis(20)).await;
     table.forget_idle_clients();

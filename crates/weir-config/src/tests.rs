@@ -169,7 +169,21 @@ fn duplicate_routes_are_refused_unless_hosts_differ() {
     let dup = format!("{ONE}{}", ONE.replace("endpoints:\n", ""));
     let e = errors(&dup);
     assert!(
-        e.contains("duplicate route GET /users/{id} (already defined in gw.yaml: endpoints[0])"),
+        e.contains(
+            "duplicate route GET /users/{id}: GET /users/{id} in gw.yaml: endpoints[0] already claims it"
+        ),
+        "{e}"
+    );
+    // Another placeholder name is the same route: the router could serve only one of them.
+    let renamed = format!(
+        "{ONE}{}",
+        ONE.replace("endpoints:\n", "")
+            .replace("/users/{id}", "/users/{name}")
+            .replace("/u/{id}", "/u/{name}")
+    );
+    let e = errors(&renamed);
+    assert!(
+        e.contains("duplicate route GET /users/{name}: GET /users/{id} in gw.yaml: endpoints[0] already claims it (placeholder names do not tell routes apart)"),
         "{e}"
     );
     let by_host = format!(

@@ -201,10 +201,10 @@ impl Index {
     /// namespace/name); an invalid or conflicting endpoint never affects the others.
     pub fn resolve(&self, services: &Services) -> Resolution {
         let mut verdicts = BTreeMap::new();
-        let mut claims: BTreeMap<String, Vec<&Entry>> = BTreeMap::new();
+        let mut claims: BTreeMap<model::RouteKey, Vec<&Entry>> = BTreeMap::new();
         for (key, entry) in &self.entries {
             match &entry.converted {
-                Ok(ep) => claims.entry(route_shape(ep)).or_default().push(entry),
+                Ok(ep) => claims.entry(ep.route_key()).or_default().push(entry),
                 Err(errors) => {
                     let reserved = is_reserved_path(&entry.object.spec.path, &self.settings);
                     verdicts.insert(
@@ -299,23 +299,6 @@ fn convert(object: &Object, settings: &Settings) -> Result<Arc<model::Endpoint>,
 
 fn is_reserved_path(path: &str, settings: &Settings) -> bool {
     model::is_reserved(path) || path == settings.health_path
-}
-
-/// `METHOD host/path` with placeholder names erased: `/users/{id}` and `/users/{name}` are
-/// the same route to the router.
-fn route_shape(ep: &model::Endpoint) -> String {
-    let path: Vec<&str> = ep
-        .path
-        .as_str()
-        .split('/')
-        .map(|seg| if seg.starts_with('{') { "{}" } else { seg })
-        .collect();
-    format!(
-        "{} {}{}",
-        ep.method,
-        ep.host.as_deref().unwrap_or(""),
-        path.join("/")
-    )
 }
 
 fn describe_errors(errors: &[FieldError]) -> String {

@@ -450,13 +450,37 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// `METHOD host/path` for messages and conflict detection.
-    pub fn route_key(&self) -> String {
-        format!(
+    /// The route this endpoint claims: the one identity that validation, the controller's
+    /// conflict resolution and the router agree on.
+    pub fn route_key(&self) -> RouteKey {
+        RouteKey {
+            host: self.host.clone(),
+            method: self.method,
+            shape: self.path.shape(),
+        }
+    }
+}
+
+/// A route's identity: host, method and path *shape* (placeholder names erased, so
+/// `/users/{id}` and `/users/{name}` are one route: a router cannot tell them apart).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteKey {
+    /// Host to match, lower-case; `None` matches any host.
+    pub host: Option<String>,
+    /// The method.
+    pub method: Method,
+    /// The path with every `{name}` written `{}`.
+    pub shape: String,
+}
+
+impl fmt::Display for RouteKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
             "{} {}{}",
             self.method,
             self.host.as_deref().unwrap_or(""),
-            self.path
+            self.shape
         )
     }
 }
@@ -610,7 +634,7 @@ impl fmt::Display for ValidationErrors {
 
 /// Checks rules that span endpoints: no two claim the same method + host + path.
 pub fn check_duplicates(endpoints: &[Arc<Endpoint>]) -> Vec<FieldError> {
-    let mut seen: BTreeMap<String, &Endpoint> = BTreeMap::new();
+    let mut seen: BTreeMap<RouteKey, &Endpoint> = BTreeMap::new();
     let mut errors = Vec::new();
     for ep in endpoints {
         let key = ep.route_key();
@@ -620,8 +644,18 @@ pub fn check_duplicates(endpoints: &[Arc<Endpoint>]) -> Vec<FieldError> {
                 endpoint: Some(ep.path.to_string()),
                 field: "path".into(),
                 message: format!(
-                    "duplicate route {key} (already defined in {})",
-                    first.origin
+                    "duplicate route {} {}{}: {} {} in {} already claims it{}",
+                    ep.method,
+                    ep.host.as_deref().unwrap_or(""),
+                    ep.path,
+                    first.method,
+                    first.path,
+                    first.origin,
+                    if first.path == ep.path {
+                        ""
+                    } else {
+                        " (placeholder names do not tell routes apart)"
+                    }
                 ),
             });
         } else {

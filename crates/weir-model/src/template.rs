@@ -66,6 +66,15 @@ impl PathTemplate {
     pub fn params(&self) -> &[String] {
         &self.params
     }
+
+    /// The path with every placeholder written `{}`: what tells routes apart.
+    pub fn shape(&self) -> String {
+        self.raw
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "{}" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
 }
 
 impl fmt::Display for PathTemplate {

@@ -3,9 +3,7 @@
 //! imports `kube`.
 
 pub mod admin;
-pub mod backend;
-pub mod cors;
-pub mod encoding;
+pub mod codec;
 pub mod error;
 pub mod pipeline;
 pub mod qos;
@@ -14,7 +12,7 @@ pub mod server;
 pub mod table;
 pub mod telemetry;
 pub mod transform;
-pub mod xml;
+pub mod upstream;
 
 use bytes::Bytes;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};

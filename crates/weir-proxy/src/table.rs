@@ -71,7 +71,7 @@ pub struct RouteTable {
     /// Host/path/method lookup.
     pub router: Router<CompiledEndpoint>,
     /// Every endpoint by [`model::Endpoint::route_key`].
-    pub by_key: HashMap<String, Arc<CompiledEndpoint>>,
+    pub by_key: HashMap<model::RouteKey, Arc<CompiledEndpoint>>,
 }
 
 impl RouteTable {

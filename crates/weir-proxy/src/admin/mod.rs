@@ -12,8 +12,8 @@ use hyper::body::Incoming;
 use serde_json::json;
 use tracing::debug;
 
-use crate::backend::decode_query_component;
 use crate::server::Shared;
+use crate::upstream::decode_query_component;
 use crate::{full, Body};
 use weir_model::{Flavor, Settings};
 

@@ -19,11 +19,11 @@ use serde_json::{Map, Value};
 
 use weir_model::{self as model, Piece};
 
-use super::error::BackendError;
-use super::qos::{CallGuard, Outcome};
-use super::table::{CompiledBackend, CompiledEndpoint};
-use super::{encoding, full, transform, Body};
+use crate::error::BackendError;
+use crate::qos::{CallGuard, Outcome};
+use crate::table::{CompiledBackend, CompiledEndpoint};
 use crate::telemetry::metrics::Scope;
+use crate::{codec, full, transform, Body};
 
 /// The pooled upstream client (HTTP/1.1 keep-alive, http and https).
 pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
@@ -273,7 +273,7 @@ pub async fn fetch(
             .method(method.clone())
             .uri(uri.clone())
             .body(if body.is_empty() && method != http::Method::POST {
-                super::empty()
+                crate::empty()
             } else if chunked_body && !body.is_empty() {
                 // KrakenD never forwards Content-Length, so its bodies go chunked.
                 chunked(body.clone())
@@ -346,7 +346,7 @@ fn cross_origin_headers(headers: &HeaderMap) -> HeaderMap {
 
 fn chunked(body: Bytes) -> Body {
     use http_body_util::StreamBody;
-    let frame = Ok::<_, super::BoxError>(hyper::body::Frame::data(body));
+    let frame = Ok::<_, crate::BoxError>(hyper::body::Frame::data(body));
     StreamBody::new(futures_util::stream::iter([frame])).boxed_unsync()
 }
 
@@ -451,14 +451,14 @@ async fn call_once(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let gzipped = encoding::is_gzip(resp.headers());
+    let gzipped = codec::is_gzip(resp.headers());
     let mut body = Limited::new(resp.into_body(), MAX_BACKEND_BODY)
         .collect()
         .await
         .map_err(|e| BackendError::Body(error_chain(e.as_ref())))?
         .to_bytes();
     if gzipped {
-        body = encoding::gunzip(&body, MAX_BACKEND_BODY).map_err(BackendError::Body)?;
+        body = codec::gunzip(&body, MAX_BACKEND_BODY).map_err(BackendError::Body)?;
     }
     if status != StatusCode::OK && status != StatusCode::CREATED {
         return Err(BackendError::Status {
@@ -467,7 +467,7 @@ async fn call_once(
             content_type,
         });
     }
-    let data = encoding::decode(backend.model.encoding, backend.model.is_collection, &body)
+    let data = codec::decode(backend.model.encoding, backend.model.is_collection, &body)
         .map_err(BackendError::Decode)?;
     Ok(apply_transforms(&backend.model, data))
 }

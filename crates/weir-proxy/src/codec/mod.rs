@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use weir_model::{BackendEncoding, OutputEncoding};
 
-use super::xml;
+pub mod xml;
 
 /// `Content-Type` of JSON answers.
 pub const JSON: &str = "application/json; charset=utf-8";
@@ -86,7 +86,7 @@ pub fn is_gzip(headers: &http::HeaderMap) -> bool {
 
 /// Decompresses a gzip body as it streams (no-op answers the gateway itself asked to be
 /// compressed), so nothing is buffered.
-pub fn gunzip_stream(body: super::Body) -> super::Body {
+pub fn gunzip_stream(body: crate::Body) -> crate::Body {
     use futures_util::TryStreamExt;
     use http_body_util::{BodyDataStream, BodyExt, StreamBody};
     let bytes = BodyDataStream::new(body).map_err(std::io::Error::other);
@@ -95,7 +95,7 @@ pub fn gunzip_stream(body: super::Body) -> super::Body {
     );
     let frames = tokio_util::io::ReaderStream::new(decoder)
         .map_ok(hyper::body::Frame::data)
-        .map_err(|e| Box::new(e) as super::BoxError);
+        .map_err(|e| Box::new(e) as crate::BoxError);
     StreamBody::new(frames).boxed_unsync()
 }
 

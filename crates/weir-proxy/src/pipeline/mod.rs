@@ -17,12 +17,12 @@ use tracing::{debug, warn};
 
 use weir_model::{ClientKey, OutputEncoding, StaticStrategy};
 
-use super::backend::{self, error_chain, HttpClient, Inbound};
-use super::error::BackendError;
-use super::qos::{self, CallGuard};
-use super::table::{CompiledBackend, CompiledEndpoint, RouteTable};
-use super::{encoding, full, Body, BoxError};
+use crate::error::BackendError;
+use crate::qos::{self, CallGuard};
+use crate::table::{CompiledBackend, CompiledEndpoint, RouteTable};
 use crate::telemetry::metrics::Scope;
+use crate::upstream::{self, error_chain, HttpClient, Inbound};
+use crate::{codec, full, Body, BoxError};
 
 /// Largest request body buffered for fan-out (no-op bodies are streamed).
 pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
@@ -104,7 +104,7 @@ fn detail(err: &BackendError) -> Value {
             String::from_utf8_lossy(body).into_owned(),
             content_type.clone().unwrap_or_default(),
         ),
-        other => (500, other.to_string(), encoding::TEXT.to_string()),
+        other => (500, other.to_string(), codec::TEXT.to_string()),
     };
     serde_json::json!({
         "http_status_code": status,
@@ -125,10 +125,10 @@ async fn call_backend(
     let backend = &ep.backends[index];
     let n = ep.model.concurrent_calls.max(1);
     if n == 1 {
-        return backend::call(client, ep, backend, inbound, previous, deadline).await;
+        return upstream::call(client, ep, backend, inbound, previous, deadline).await;
     }
     let mut calls: FuturesUnordered<_> = (0..n)
-        .map(|_| backend::call(client, ep, backend, inbound, previous, deadline))
+        .map(|_| upstream::call(client, ep, backend, inbound, previous, deadline))
         .collect();
     let mut last = BackendError::Timeout;
     while let Some(result) = calls.next().await {
@@ -218,10 +218,7 @@ fn text_response(
     let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(encoding::TEXT),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(codec::TEXT));
     h.insert(completed_header, FALSE);
     resp
 }
@@ -310,7 +307,7 @@ pub async fn handle(
     if outcome.ok + outcome.details == 0 && !static_applied {
         return failure_response(table, ep, outcome, completed_header);
     }
-    let rendered = encoding::render(ep.model.output_encoding, outcome.data, accept.as_deref());
+    let rendered = codec::render(ep.model.output_encoding, outcome.data, accept.as_deref());
     let mut resp = Response::new(full(rendered.body));
     let h = resp.headers_mut();
     h.insert(
@@ -462,8 +459,8 @@ async fn no_op(
         && inbound.headers.contains_key(header::ACCEPT_ENCODING);
     let gateway_asks_gzip = settings.flavor == weir_model::Flavor::KrakenD && !client_asks;
     let result = async {
-        let uri = backend::build_uri(backend.pick_host(), &ep.model, backend, &inbound, &[])?;
-        let mut headers = backend::upstream_headers(backend, &inbound, false);
+        let uri = upstream::build_uri(backend.pick_host(), &ep.model, backend, &inbound, &[])?;
+        let mut headers = upstream::upstream_headers(backend, &inbound, false);
         if gateway_asks_gzip {
             headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
         }
@@ -471,7 +468,7 @@ async fn no_op(
         let has_body = inbound.headers.contains_key(header::CONTENT_LENGTH)
             || inbound.headers.contains_key(header::TRANSFER_ENCODING);
         if !has_body {
-            return backend::fetch(client, method, uri, headers, Bytes::new(), false).await;
+            return upstream::fetch(client, method, uri, headers, Bytes::new(), false).await;
         }
         if let Some(len) = inbound.headers.get(header::CONTENT_LENGTH) {
             headers.insert(header::CONTENT_LENGTH, len.clone());
@@ -514,10 +511,10 @@ async fn no_op(
     backend
         .metrics
         .count(if ok { "ok" } else { "failed_status" });
-    let listed = backend::connection_tokens(&parts.headers);
+    let listed = upstream::connection_tokens(&parts.headers);
     let names: Vec<_> = parts.headers.keys().cloned().collect();
     for name in names {
-        if backend::is_hop_by_hop(&name) || listed.iter().any(|l| l == name.as_str()) {
+        if upstream::is_hop_by_hop(&name) || listed.iter().any(|l| l == name.as_str()) {
             parts.headers.remove(&name);
         }
     }
@@ -527,10 +524,10 @@ async fn no_op(
         .headers
         .insert(completed_header, completed_value(completed));
     let mut body = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
-    if gateway_asks_gzip && encoding::is_gzip(&parts.headers) {
+    if gateway_asks_gzip && codec::is_gzip(&parts.headers) {
         parts.headers.remove(header::CONTENT_ENCODING);
         parts.headers.remove(header::CONTENT_LENGTH);
-        body = encoding::gunzip_stream(body);
+        body = codec::gunzip_stream(body);
     }
     Response::from_parts(parts, body)
 }

@@ -24,11 +24,11 @@ use crate::telemetry::access_log;
 use crate::telemetry::metrics::{self, Metrics};
 use weir_model::{self as model, Gateway};
 
-use super::backend::{self, HttpClient};
-use super::cors;
-use super::router::{Lookup, RouteError};
-use super::table::RouteTable;
-use super::{full, pipeline, Body};
+use crate::upstream::{self, HttpClient};
+pub mod cors;
+use crate::router::{Lookup, RouteError};
+use crate::table::RouteTable;
+use crate::{full, pipeline, Body};
 
 /// State shared by every listener: the current table and process-wide flags.
 pub struct Shared {
@@ -225,7 +225,7 @@ impl GatewayHandle {
                     shared.clone(),
                     Role::Admin,
                     rx.clone(),
-                    backend::new_client(),
+                    upstream::new_client(),
                 )
                 .instrument(info_span!("admin_listener")),
             ));
@@ -247,7 +247,7 @@ impl GatewayHandle {
                         Ok(rt) => rt.block_on(async move {
                             match TcpListener::from_std(listener) {
                                 Ok(l) => {
-                                    accept_loop(l, shared, role, rx, backend::new_client())
+                                    accept_loop(l, shared, role, rx, upstream::new_client())
                                         .instrument(info_span!("worker", id = i))
                                         .await
                                 }
@@ -475,7 +475,7 @@ fn trailing_slash_redirect(
     } else {
         StatusCode::TEMPORARY_REDIRECT
     };
-    let mut resp = Response::new(super::empty());
+    let mut resp = Response::new(crate::empty());
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(header::LOCATION, HeaderValue::from_str(&location).ok()?);
@@ -523,7 +523,7 @@ async fn handle(
                 if settings.flavor == model::Flavor::KrakenD {
                     // KrakenD names itself on every endpoint answer; Weir says who it is.
                     r.headers_mut()
-                        .insert("x-krakend", HeaderValue::from_static(backend::USER_AGENT));
+                        .insert("x-krakend", HeaderValue::from_static(upstream::USER_AGENT));
                 }
                 r
             }

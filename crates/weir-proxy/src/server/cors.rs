@@ -9,7 +9,7 @@ use http::{Method, Response, StatusCode};
 
 use weir_model::Cors;
 
-use super::{empty, Body};
+use crate::{empty, Body};
 
 /// Whether the request is a CORS preflight the gateway answers itself.
 pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
