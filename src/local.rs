@@ -53,12 +53,26 @@ pub enum StartError {
     /// The configuration is unreadable or invalid.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
-    /// Routes conflict.
+    /// Routes conflict, or the gateway could not be set up.
     #[error(transparent)]
-    Routes(#[from] crate::proxy::router::RouteError),
+    Setup(#[from] crate::proxy::server::SetupError),
     /// A listener could not be bound.
-    #[error("cannot listen: {0}")]
-    Bind(#[from] std::io::Error),
+    #[error(transparent)]
+    Bind(#[from] crate::proxy::server::BindError),
+}
+
+/// Marks readiness 503 if the watcher thread dies of a panic: a gateway that no longer
+/// follows its configuration must not claim to be ready.
+struct WatcherAlive(Arc<crate::proxy::admin::Health>);
+
+impl Drop for WatcherAlive {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            error!("the configuration watcher stopped after a panic; readiness is now 503");
+            self.0
+                .degrade("the configuration watcher stopped; restart the gateway");
+        }
+    }
 }
 
 /// A running local gateway with its watcher.
@@ -88,6 +102,30 @@ fn log_warnings(loaded: &Loaded) {
     }
 }
 
+fn apply_change(shared: &Shared, opts: &LocalOptions, result: Result<Loaded, config::ConfigError>) {
+    match result {
+        Ok(loaded) => {
+            log_warnings(&loaded);
+            let n = loaded.gateway.endpoints.len();
+            let started = std::time::Instant::now();
+            match shared.publish(apply_overrides(loaded.gateway, opts)) {
+                Ok(Published::Swapped(generation)) => info!(
+                    generation,
+                    endpoints = n,
+                    publish_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "configuration reloaded"
+                ),
+                Ok(Published::Unchanged) => info!("configuration unchanged; reload skipped"),
+                Err(e) => error!("reload rejected, previous configuration keeps serving: {e}"),
+            }
+        }
+        Err(e) => {
+            shared.reload_rejected();
+            error!("reload rejected, previous configuration keeps serving:\n{e}")
+        }
+    }
+}
+
 /// Loads, serves and starts watching. Returns once listening.
 pub async fn start(opts: LocalOptions) -> Result<LocalGateway, StartError> {
     let sources = config::read_sources(&opts.config)?;
@@ -108,25 +146,17 @@ pub async fn start(opts: LocalOptions) -> Result<LocalGateway, StartError> {
     let watcher = watch::spawn(opts.config.clone(), opts.watch_interval, fp, cache, {
         let shared: Arc<Shared> = shared.clone();
         let opts = opts.clone();
-        move |result| match result {
-            Ok(loaded) => {
-                log_warnings(&loaded);
-                let n = loaded.gateway.endpoints.len();
-                let started = std::time::Instant::now();
-                match shared.publish(apply_overrides(loaded.gateway, &opts)) {
-                    Ok(Published::Swapped(generation)) => info!(
-                        generation,
-                        endpoints = n,
-                        publish_ms = started.elapsed().as_secs_f64() * 1e3,
-                        "configuration reloaded"
-                    ),
-                    Ok(Published::Unchanged) => info!("configuration unchanged; reload skipped"),
-                    Err(e) => error!("reload rejected, previous configuration keeps serving: {e}"),
-                }
-            }
-            Err(e) => {
+        let alive = WatcherAlive(shared.health().clone());
+        move |result| {
+            let _alive = &alive;
+            // A panic while applying one change (a bug) is logged and counted as a rejected
+            // reload; the watcher goes on and the previous table keeps serving.
+            let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                apply_change(&shared, &opts, result)
+            }));
+            if applied.is_err() {
                 shared.reload_rejected();
-                error!("reload rejected, previous configuration keeps serving:\n{e}")
+                error!("applying the configuration change panicked; the previous configuration keeps serving");
             }
         }
     });

@@ -47,7 +47,7 @@ fn crd_has_the_documented_shape() {
     assert_eq!(columns, ["Path", "Method", "Backends", "Accepted", "Age"]);
     let schema = &v["schema"]["openAPIV3Schema"]["properties"];
     let rules = serde_yaml::to_string(&schema["spec"]["x-kubernetes-validations"]).unwrap();
-    for needle in ["startsWith('/')", "/__health", "/__echo", "no-op"] {
+    for needle in ["startsWith('/')", "/__health", "/__echo", "no-op", "ANY"] {
         assert!(
             rules.contains(needle),
             "missing rule about {needle}: {rules}"
@@ -58,7 +58,7 @@ fn crd_has_the_documented_shape() {
     assert!(rule.contains("has(self.service)"), "{rule}");
     assert_eq!(
         schema["spec"]["properties"]["method"]["enum"],
-        serde_yaml::from_str::<serde_yaml::Value>("[GET, POST, PUT, PATCH, DELETE]").unwrap()
+        serde_yaml::from_str::<serde_yaml::Value>("[GET, POST, PUT, PATCH, DELETE, ANY]").unwrap()
     );
     let conditions = &schema["status"]["properties"]["conditions"];
     assert_eq!(conditions["x-kubernetes-list-type"], "map");

@@ -448,37 +448,62 @@ async fn plain_path_parameter_is_placed_into_the_backend_path() {
     assert_eq!(backend_path_for("42").await, "/api/users/42");
 }
 
-#[tokio::test]
-async fn dot_dot_path_parameter_cannot_climb_the_backend_path() {
-    assert_eq!(backend_path_for("..").await, "/api/users/%2E%2E");
+/// Sends `/users/<raw>` to an endpoint whose parameter lands in the backend path; returns
+/// the status and how many requests the backend received.
+async fn refused(raw: &str, extra: &str) -> (u16, usize) {
+    let b = json_backend(200, OK).await;
+    let gw = one_backend_gateway("/users/{id}", &b.url(), "/api/users/{id}", extra).await;
+    let r = get(&gw.url(&format!("/users/{raw}"))).await;
+    (r.status, b.hits())
 }
 
 #[tokio::test]
-async fn encoded_dot_dot_path_parameter_cannot_climb_the_backend_path() {
-    assert_eq!(backend_path_for("%2E%2E").await, "/api/users/%2E%2E");
+async fn traversal_in_a_path_parameter_is_refused_before_any_backend_call() {
+    // Decoded, each holds `/`, `\`, NUL or is a dot segment: a backend that decodes and
+    // normalises its path (nginx does) would leave the pattern's prefix.
+    for raw in [
+        "..",
+        ".",
+        "%2E%2E",
+        "%2e%2e",
+        "%2F",
+        "a%2Fb",
+        "..%2F..%2Fadmin",
+        "%2e%2e%2Finternal",
+        "a%5Cb",
+        "a%00b",
+    ] {
+        assert_eq!(refused(raw, "").await, (400, 0), "client value {raw:?}");
+    }
 }
 
 #[tokio::test]
-async fn encoded_slash_path_parameter_stays_one_segment() {
-    assert_eq!(backend_path_for("%2F").await, "/api/users/%2F");
+async fn allow_encoded_slashes_lets_slashes_through_but_never_dot_segments() {
+    let opt_in = "  allowEncodedSlashes: true\n";
+    let b = json_backend(200, OK).await;
+    let gw = one_backend_gateway("/users/{id}", &b.url(), "/api/users/{id}", opt_in).await;
+    let r = get(&gw.url("/users/a%2Fb")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(only_request(&b).path(), "/api/users/a%2Fb");
+    for raw in ["..%2Fadmin", "a%2F..%2Fb", "%2e%2e", "a%5Cb"] {
+        assert_eq!(refused(raw, opt_in).await, (400, 0), "client value {raw:?}");
+    }
 }
 
 #[tokio::test]
-async fn encoded_slash_inside_path_parameter_stays_one_segment() {
-    assert_eq!(backend_path_for("a%2Fb").await, "/api/users/a%2Fb");
+async fn a_parameter_used_only_in_the_query_is_encoded_not_refused() {
+    let b = json_backend(200, OK).await;
+    let gw = one_backend_gateway("/users/{id}", &b.url(), "/api/users?id={id}", "").await;
+    let r = get(&gw.url("/users/..%2Fx")).await;
+    assert_eq!(r.status, 200);
+    let got = only_request(&b);
+    assert_eq!(got.path(), "/api/users");
+    assert_eq!(got.query(), Some("id=..%2Fx"));
 }
 
 #[tokio::test]
 async fn encoded_question_mark_and_hash_in_path_parameter_stay_in_the_path() {
     assert_eq!(backend_path_for("x%3Fy%23z").await, "/api/users/x%3Fy%23z");
-}
-
-#[tokio::test]
-async fn encoded_traversal_path_parameter_stays_one_segment() {
-    assert_eq!(
-        backend_path_for("..%2F..%2Fadmin").await,
-        "/api/users/..%2F..%2Fadmin"
-    );
 }
 
 // ---------------------------------------------------------------- bodies and methods

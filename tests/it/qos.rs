@@ -89,7 +89,37 @@ async fn client_max_rate_by_ip_answers_429_with_an_empty_body() {
 }
 
 #[tokio::test]
-async fn ip_strategy_with_key_uses_the_first_address_of_that_header() {
+async fn ip_strategy_with_key_believes_only_trusted_proxies() {
+    // The test client connects from 127.0.0.1: trusted here, so the forwarding chain is
+    // walked from the right past trusted hops (10.9.0.0/16 too).
+    let b = json_backend(200, "{}").await;
+    let gw = gateway(&one(
+        "trustedProxies: [127.0.0.1/32, 10.9.0.0/16]\n",
+        "  rateLimit: {clientMaxRate: 1, every: 1h, strategy: ip, key: X-Forwarded-For}\n",
+        "",
+        &b.url(),
+    ))
+    .await;
+    let a = [("x-forwarded-for", "6.6.6.6, 10.0.0.1, 10.9.9.9")];
+    let a2 = [("x-forwarded-for", "10.0.0.1")];
+    let c = [("x-forwarded-for", "10.0.0.2, 10.9.9.9")];
+    assert_eq!(statuses(&gw, "/r/1", 1, &a).await, [200]);
+    assert_eq!(
+        statuses(&gw, "/r/1", 1, &a2).await,
+        [429],
+        "same first untrusted address from the right"
+    );
+    assert_eq!(statuses(&gw, "/r/1", 1, &c).await, [200]);
+    assert_eq!(
+        statuses(&gw, "/r/1", 1, &[("x-forwarded-for", "not-an-ip")]).await,
+        [429],
+        "a value that is not an address is no key"
+    );
+}
+
+#[tokio::test]
+async fn ip_strategy_ignores_forwarding_headers_from_untrusted_peers() {
+    // Without trusted proxies a client cannot pick its own key by writing X-Forwarded-For.
     let b = json_backend(200, "{}").await;
     let gw = gateway(&one(
         "",
@@ -98,17 +128,15 @@ async fn ip_strategy_with_key_uses_the_first_address_of_that_header() {
         &b.url(),
     ))
     .await;
-    let a = [("x-forwarded-for", "10.0.0.1, 10.9.9.9")];
-    let a2 = [("x-forwarded-for", "10.0.0.1")];
-    let c = [("x-forwarded-for", "10.0.0.2, 10.9.9.9")];
-    assert_eq!(statuses(&gw, "/r/1", 1, &a).await, [200]);
     assert_eq!(
-        statuses(&gw, "/r/1", 1, &a2).await,
-        [429],
-        "same first address"
+        statuses(&gw, "/r/1", 1, &[("x-forwarded-for", "10.0.0.1")]).await,
+        [200]
     );
-    assert_eq!(statuses(&gw, "/r/1", 1, &c).await, [200]);
-    assert_eq!(statuses(&gw, "/r/1", 1, &[]).await, [429], "missing key");
+    assert_eq!(
+        statuses(&gw, "/r/1", 1, &[("x-forwarded-for", "10.0.0.2")]).await,
+        [429],
+        "the peer address is the key, whatever the header says"
+    );
 }
 
 #[tokio::test]
@@ -333,7 +361,7 @@ async fn idle_client_state_is_forgotten() {
         assert_eq!(statuses(&gw, "/r/1", 1, &[("x-client", &key)]).await, [200]);
     }
     let table = gw.gw.handle.shared().table();
-    let limiter = table.endpoints[0].client_limiter.clone().unwrap();
+    let limiter = table.endpoints[0].client_limiter.clone().unwrap().0;
     assert_eq!(limiter.tracked(), 300);
     tokio::time::sleep(Duration::from_millis(20)).await;
     table.forget_idle_clients();

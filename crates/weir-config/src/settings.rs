@@ -107,6 +107,9 @@ pub struct SettingsFile {
     /// Client-visible conventions (default weir).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flavor: Option<FlavorSpec>,
+    /// Proxies in front of Weir (CIDRs or addresses) whose `X-Forwarded-For` is believed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
     /// Endpoints (local mode).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<EndpointSpec>,
@@ -205,9 +208,28 @@ impl SettingsFile {
                 Some(FlavorSpec::Weir) | None => model::Flavor::Weir,
             },
             cors,
+            trusted_proxies: self
+                .trusted_proxies
+                .iter()
+                .enumerate()
+                .filter_map(|(i, net)| match parse_net(net) {
+                    Ok(n) => Some(n),
+                    Err(e) => {
+                        err(&format!("trustedProxies[{i}]"), e);
+                        None
+                    }
+                })
+                .collect(),
         };
         (settings, errors)
     }
+}
+
+/// `10.0.0.0/8`, `2001:db8::/32`, or a single address (`10.1.2.3`).
+fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not a CIDR (10.0.0.0/8) or an IP address"))
 }
 
 impl CorsSpec {

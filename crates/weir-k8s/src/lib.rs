@@ -33,7 +33,6 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 use crate::resource::Endpoint;
 use weir_config::{self as config, watch as file_watch};
 use weir_model::{Gateway, Settings};
-use weir_proxy::router::RouteError;
 use weir_proxy::server::{GatewayHandle, Published, Shared};
 use weir_proxy::telemetry::metrics::Metrics;
 
@@ -109,10 +108,10 @@ pub enum Error {
     Config(#[from] config::ConfigError),
     /// The first (empty) table could not be built.
     #[error(transparent)]
-    Routes(#[from] RouteError),
+    Setup(#[from] weir_proxy::server::SetupError),
     /// A listener could not be bound.
-    #[error("cannot listen: {0}")]
-    Bind(#[from] std::io::Error),
+    #[error(transparent)]
+    Bind(#[from] weir_proxy::server::BindError),
 }
 
 /// The result alias of this module.
@@ -504,7 +503,11 @@ impl State {
         let published = loop {
             match self.shared.publish_ref(&resolution.gateway) {
                 Ok(p) => break Some(p),
-                Err(e) => match resolution.served_with_path(&e.path) {
+                Err(e) => match e
+                    .origin()
+                    .and_then(|o| o.split_once('/'))
+                    .map(|(ns, name)| index::ObjectKey::new(ns, name))
+                {
                     Some(key) => {
                         warn!(endpoint = %key, error = %e, "route refused by the router; reported as a conflict");
                         resolution.reject(&key, format!("{e}; change the path"));

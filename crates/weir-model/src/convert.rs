@@ -55,6 +55,7 @@ pub fn method(m: MethodSpec) -> Method {
         MethodSpec::Put => Method::Put,
         MethodSpec::Patch => Method::Patch,
         MethodSpec::Delete => Method::Delete,
+        MethodSpec::Any => Method::Any,
     }
 }
 
@@ -212,6 +213,12 @@ pub fn endpoint_to_model(
     }
     if spec.backends.is_empty() {
         cx.err("backends", "at least one backend is required");
+    }
+    if endpoint_method == Method::Any && output != OutputEncoding::NoOp {
+        cx.err(
+            "method",
+            "ANY passes every method through and needs outputEncoding: no-op",
+        );
     }
     if output == OutputEncoding::NoOp && spec.backends.len() > 1 {
         cx.err(
@@ -414,6 +421,13 @@ pub fn endpoint_to_model(
                 .input_query_strings
                 .as_ref()
                 .map(|q| NameFilter::from_list(q, false)),
+            max_response_size: max_response_size(
+                &mut cx,
+                &f("maxResponseSize"),
+                b.max_response_size,
+            ),
+            follow_redirects: b.follow_redirects.unwrap_or(true),
+            redirect_same_host_only: b.redirect_same_host_only,
         });
     }
 
@@ -434,8 +448,30 @@ pub fn endpoint_to_model(
         rate_limit,
         sequential: spec.sequential,
         static_response,
+        allow_encoded_slashes: spec.allow_encoded_slashes,
         backends,
     })
+}
+
+fn max_response_size(cx: &mut Ctx<'_>, field: &str, value: Option<u64>) -> usize {
+    match value {
+        None => crate::DEFAULT_MAX_RESPONSE_SIZE,
+        Some(0) => {
+            cx.err(field, "must be greater than zero");
+            crate::DEFAULT_MAX_RESPONSE_SIZE
+        }
+        Some(n) if n > crate::MAX_RESPONSE_SIZE_LIMIT as u64 => {
+            cx.err(
+                field,
+                format!(
+                    "{n} bytes is above the gateway's limit of {} bytes",
+                    crate::MAX_RESPONSE_SIZE_LIMIT
+                ),
+            );
+            crate::DEFAULT_MAX_RESPONSE_SIZE
+        }
+        Some(n) => n as usize,
+    }
 }
 
 /// `resp3_field.sub` → `Some(3)`.

@@ -17,6 +17,12 @@ pub use template::{PathTemplate, Piece, TemplateError, UrlTemplate};
 /// Path prefixes owned by the gateway itself; no endpoint may claim them.
 pub const RESERVED_PREFIXES: [&str; 4] = ["/__health", "/__stats", "/__debug", "/__echo"];
 
+/// Default `maxResponseSize`: the largest backend answer decoded, after decompression.
+pub const DEFAULT_MAX_RESPONSE_SIZE: usize = 10 * 1024 * 1024;
+
+/// The largest `maxResponseSize` a backend may ask for.
+pub const MAX_RESPONSE_SIZE_LIMIT: usize = 256 * 1024 * 1024;
+
 /// Timeouts above this trigger a warning from `weir check` (KrakenD's advice, too).
 pub const LONG_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -33,10 +39,12 @@ pub enum Method {
     Patch,
     /// DELETE
     Delete,
+    /// Every method (`no-op` endpoints only); on a backend: the client's method.
+    Any,
 }
 
 impl Method {
-    /// Every method, in a fixed order (index = `as usize`).
+    /// Every concrete method, in a fixed order (index = `as usize`).
     pub const ALL: [Method; 5] = [
         Method::Get,
         Method::Post,
@@ -53,26 +61,27 @@ impl Method {
             Method::Put => "PUT",
             Method::Patch => "PATCH",
             Method::Delete => "DELETE",
+            Method::Any => "ANY",
         }
     }
 
-    /// Parses a method name, case-insensitively.
+    /// Parses a concrete method name, case-insensitively (never `ANY`).
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
             .find(|m| m.as_str().eq_ignore_ascii_case(s))
     }
-}
 
-impl From<Method> for http::Method {
-    fn from(m: Method) -> Self {
-        match m {
+    /// The HTTP method; `None` for [`Method::Any`], which stands for the client's.
+    pub fn to_http(self) -> Option<http::Method> {
+        Some(match self {
             Method::Get => http::Method::GET,
             Method::Post => http::Method::POST,
             Method::Put => http::Method::PUT,
             Method::Patch => http::Method::PATCH,
             Method::Delete => http::Method::DELETE,
-        }
+            Method::Any => return None,
+        })
     }
 }
 
@@ -414,6 +423,12 @@ pub struct Backend {
     pub input_headers: Option<NameFilter>,
     /// Second-level query filter: applied to what the endpoint forwards.
     pub input_query_strings: Option<NameFilter>,
+    /// Largest answer decoded (bytes, after decompression); above it the backend failed.
+    pub max_response_size: usize,
+    /// Follow redirects.
+    pub follow_redirects: bool,
+    /// Follow only redirects to the same scheme, host and port.
+    pub redirect_same_host_only: bool,
 }
 
 /// One public route.
@@ -445,6 +460,8 @@ pub struct Endpoint {
     pub sequential: bool,
     /// Static data merged by strategy.
     pub static_response: Option<StaticResponse>,
+    /// Path parameters may carry encoded slashes to backends.
+    pub allow_encoded_slashes: bool,
     /// At least one backend.
     pub backends: Vec<Backend>,
 }
@@ -518,6 +535,8 @@ pub struct Settings {
     pub flavor: Flavor,
     /// Cross-origin resource sharing; `None` leaves CORS headers out entirely.
     pub cors: Option<Cors>,
+    /// Peers (CIDRs) whose `X-Forwarded-For` is believed: load balancers in front of Weir.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for Settings {
@@ -538,6 +557,7 @@ impl Default for Settings {
             access_log: true,
             flavor: Flavor::Weir,
             cors: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

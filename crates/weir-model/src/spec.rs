@@ -20,6 +20,8 @@ pub enum MethodSpec {
     Patch,
     /// DELETE
     Delete,
+    /// Every method: `no-op` endpoints only (WebSocket, gRPC, REST pass-through).
+    Any,
 }
 
 /// How the gateway renders its answer.
@@ -267,6 +269,17 @@ pub struct BackendSpec {
     /// Second-level query filter: of the query strings the endpoint forwards, only these reach this backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_query_strings: Option<Vec<String>>,
+    /// Largest answer the gateway decodes, in bytes after decompression (default 10 MiB);
+    /// a larger answer counts as a failed backend. `no-op` answers stream and are not limited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_size: Option<u64>,
+    /// Follow the backend's redirects (default true, as KrakenD does); false passes a 3xx
+    /// on as a failed backend (or as the answer on `no-op` endpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_redirects: Option<bool>,
+    /// Follow only redirects that stay on the same scheme, host and port (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redirect_same_host_only: bool,
 }
 
 /// One public route: what the gateway answers on `method path` and which backends it asks.
@@ -287,6 +300,10 @@ pub struct BackendSpec {
     {
         "rule": "!has(self.outputEncoding) || self.outputEncoding != 'no-op' || size(self.backends) == 1",
         "message": "outputEncoding no-op passes one backend's answer through: it needs exactly one backend",
+    },
+    {
+        "rule": "!has(self.method) || self.method != 'ANY' || (has(self.outputEncoding) && self.outputEncoding == 'no-op')",
+        "message": "method ANY passes every method through and needs outputEncoding: no-op",
     },
 ]))]
 pub struct EndpointSpec {
@@ -320,6 +337,11 @@ pub struct EndpointSpec {
     /// Rate limits (default from settings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitSpec>,
+    /// Let path parameters carry encoded slashes (`%2F`) through to backends that need them
+    /// (default false: a parameter whose decoded value holds `/` is refused with 400). Dot
+    /// segments, backslashes and NUL are refused either way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_encoded_slashes: bool,
     /// Call backends in order; `{respN_field}` uses an earlier answer.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sequential: bool,

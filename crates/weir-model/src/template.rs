@@ -18,20 +18,56 @@ pub enum TemplateError {
     /// The same name twice in one endpoint path.
     #[error("placeholder {name:?} appears twice in {template:?}")]
     Duplicate { template: String, name: String },
+    /// More placeholders than a route may hold.
+    #[error("{template:?} has {count} placeholders; at most {MAX_PARAMS} are allowed")]
+    TooManyParams { template: String, count: usize },
+    /// A `{*name}` catch-all that is not the last segment.
+    #[error("the catch-all {{*{name}}} must be the last segment of {template:?}")]
+    CatchAllNotLast { template: String, name: String },
 }
 
-/// A validated endpoint path such as `/users/{id}/orders`.
+/// Most placeholders one endpoint path may hold. The router's radix tree cannot hold more
+/// than 25 (it panics beyond), and no real API needs more than a handful.
+pub const MAX_PARAMS: usize = 16;
+
+/// A validated endpoint path such as `/users/{id}/orders`, or `/api/{*rest}` whose last
+/// segment catches the rest of the path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PathTemplate {
     raw: String,
     params: Vec<String>,
+    catch_all: bool,
 }
 
 impl PathTemplate {
-    /// Parses an endpoint path; placeholders must fill whole segments.
+    /// Parses an endpoint path; placeholders must fill whole segments, and a `{*name}`
+    /// catch-all may only be the last one.
     pub fn parse(raw: &str) -> Result<Self, TemplateError> {
         let mut params = Vec::new();
-        for segment in raw.split('/') {
+        let mut catch_all = false;
+        let segments: Vec<&str> = raw.split('/').collect();
+        for (i, segment) in segments.iter().enumerate() {
+            if let Some(name) = segment
+                .strip_prefix("{*")
+                .and_then(|rest| rest.strip_suffix('}'))
+            {
+                if i + 1 != segments.len() {
+                    return Err(TemplateError::CatchAllNotLast {
+                        template: raw.to_string(),
+                        name: name.to_string(),
+                    });
+                }
+                check_name(raw, name)?;
+                if params.iter().any(|p| p == name) {
+                    return Err(TemplateError::Duplicate {
+                        template: raw.to_string(),
+                        name: name.to_string(),
+                    });
+                }
+                params.push(name.to_string());
+                catch_all = true;
+                continue;
+            }
             let pieces = split_placeholders(raw, segment)?;
             for piece in &pieces {
                 if let Piece::Param(name) = piece {
@@ -51,10 +87,22 @@ impl PathTemplate {
                 }
             }
         }
+        if params.len() > MAX_PARAMS {
+            return Err(TemplateError::TooManyParams {
+                template: raw.to_string(),
+                count: params.len(),
+            });
+        }
         Ok(Self {
             raw: raw.to_string(),
             params,
+            catch_all,
         })
+    }
+
+    /// Whether the last placeholder is a `{*name}` catch-all.
+    pub fn has_catch_all(&self) -> bool {
+        self.catch_all
     }
 
     /// The path as written.
@@ -67,11 +115,20 @@ impl PathTemplate {
         &self.params
     }
 
-    /// The path with every placeholder written `{}`: what tells routes apart.
+    /// The path with every placeholder written `{}` (a catch-all `{*}`): what tells routes
+    /// apart.
     pub fn shape(&self) -> String {
         self.raw
             .split('/')
-            .map(|seg| if seg.starts_with('{') { "{}" } else { seg })
+            .map(|seg| {
+                if seg.starts_with("{*") {
+                    "{*}"
+                } else if seg.starts_with('{') {
+                    "{}"
+                } else {
+                    seg
+                }
+            })
             .collect::<Vec<_>>()
             .join("/")
     }
@@ -127,6 +184,20 @@ impl UrlTemplate {
     }
 }
 
+fn check_name(template: &str, name: &str) -> Result<(), TemplateError> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(TemplateError::BadName {
+            template: template.to_string(),
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
 fn split_placeholders(template: &str, text: &str) -> Result<Vec<Piece>, TemplateError> {
     let mut pieces = Vec::new();
     let mut rest = text;
@@ -142,16 +213,7 @@ fn split_placeholders(template: &str, text: &str) -> Result<Vec<Piece>, Template
             .find('}')
             .ok_or_else(|| TemplateError::Unbalanced(template.to_string()))?;
         let name = &after[..close];
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        {
-            return Err(TemplateError::BadName {
-                template: template.to_string(),
-                name: name.to_string(),
-            });
-        }
+        check_name(template, name)?;
         pieces.push(Piece::Param(name.to_string()));
         rest = &after[close + 1..];
     }
@@ -189,6 +251,34 @@ mod tests {
             PathTemplate::parse("/a/{}"),
             Err(TemplateError::BadName { .. })
         ));
+    }
+
+    #[test]
+    fn catch_all_is_last_and_counts_as_a_param() {
+        let t = PathTemplate::parse("/api/{v}/{*rest}").unwrap();
+        assert_eq!(t.params(), ["v", "rest"]);
+        assert!(t.has_catch_all());
+        assert_eq!(t.shape(), "/api/{}/{*}");
+        assert!(matches!(
+            PathTemplate::parse("/api/{*rest}/x"),
+            Err(TemplateError::CatchAllNotLast { .. })
+        ));
+        assert!(matches!(
+            PathTemplate::parse("/api/{rest}/{*rest}"),
+            Err(TemplateError::Duplicate { .. })
+        ));
+        assert!(!PathTemplate::parse("/api/{v}").unwrap().has_catch_all());
+    }
+
+    #[test]
+    fn too_many_placeholders_are_refused() {
+        let path: String = (0..=MAX_PARAMS).map(|i| format!("/{{p{i}}}")).collect();
+        assert!(matches!(
+            PathTemplate::parse(&path),
+            Err(TemplateError::TooManyParams { count, .. }) if count == MAX_PARAMS + 1
+        ));
+        let path: String = (0..MAX_PARAMS).map(|i| format!("/{{p{i}}}")).collect();
+        assert!(PathTemplate::parse(&path).is_ok());
     }
 
     #[test]

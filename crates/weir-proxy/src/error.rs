@@ -26,6 +26,12 @@ pub enum BackendError {
     /// The body is not valid for the backend's encoding.
     #[error("decoding the answer failed: {0}")]
     Decode(String),
+    /// The answer is larger than the backend's `maxResponseSize`.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The backend URL could not be filled safely (a value from an earlier answer).
+    #[error("cannot build the backend URL: {0}")]
+    Url(String),
     /// Too many redirects or an unusable `Location`.
     #[error("redirect error: {0}")]
     Redirect(String),
@@ -46,7 +52,8 @@ impl BackendError {
         match self {
             BackendError::Status { .. } => "failed_status",
             BackendError::Connect(_) | BackendError::Redirect(_) => "connection_error",
-            BackendError::Body(_) => "body_error",
+            BackendError::Body(_) | BackendError::TooLarge(_) => "body_error",
+            BackendError::Url(_) => "decode_error",
             BackendError::Decode(_) => "decode_error",
             BackendError::Timeout => "timeout",
             BackendError::RateLimited => "rate_limited",

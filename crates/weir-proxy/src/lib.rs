@@ -1,11 +1,19 @@
-//! The data plane: listeners, routing, the fan-out/merge pipeline and the backend client.
-//! It serves from one immutable [`table::RouteTable`] snapshot per request and never
-//! imports `kube`.
+//! The data plane. It serves from one immutable [`table::RouteTable`] snapshot per request
+//! and cannot import `kube` (its Cargo.toml does not list it). One folder per part:
+//!
+//! - [`server`]: listeners, the request entry, CORS; [`admin`]: the reserved endpoints.
+//! - [`router`] and [`table`]: the snapshot and its lookup.
+//! - [`plan`]: everything derivable from configuration, compiled when a table is built.
+//! - [`pipeline`]: one endpoint request (fan-out, merge, no-op streaming, deadline).
+//! - [`upstream`]: one backend call in phases (gate → build → send → decode → transform).
+//! - [`codec`]: decoders and renderers; [`transform`]: filters and flatmap; [`qos`]: limits
+//!   and breakers; [`telemetry`]: metrics and the access log.
 
 pub mod admin;
 pub mod codec;
 pub mod error;
 pub mod pipeline;
+pub mod plan;
 pub mod qos;
 pub mod router;
 pub mod server;

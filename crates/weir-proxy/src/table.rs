@@ -1,90 +1,108 @@
 //! The RouteTable: one immutable snapshot of everything the data plane needs (router,
-//! compiled endpoints, clients), built off the request path and published at once.
+//! compiled endpoints, their limiters and clients), built off the request path and
+//! published at once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use http::HeaderValue;
+use weir_model::{self as model, Gateway, RouteKey};
 
-use weir_model::{self as model, BaseUrl, Gateway, NameFilter};
+use crate::plan::{compile_endpoint, CompiledEndpoint};
+use crate::router::{InsertError, Router};
+use crate::telemetry::metrics::Metrics;
 
-use super::qos::{CircuitBreaker, ClientLimiter, Limiter};
-use super::router::{RouteError, Router};
-use crate::telemetry::metrics::{BackendMetrics, EndpointMetrics, Metrics};
-
-/// A backend ready to be called.
-pub struct CompiledBackend {
-    /// The validated backend.
-    pub model: model::Backend,
-    /// `host + urlPattern` of the first host, for logs.
-    pub label: String,
-    /// Effective header filter: the endpoint's, filtered again by the backend's.
-    pub headers: NameFilter,
-    /// Effective query filter: the endpoint's, filtered again by the backend's.
-    pub query: NameFilter,
-    /// Backend rate limit.
-    pub limiter: Option<Arc<Limiter>>,
-    /// Circuit breaker.
-    pub breaker: Option<Arc<CircuitBreaker>>,
-    /// Metric handles.
-    pub metrics: BackendMetrics,
-    next_host: AtomicUsize,
+/// Why a configuration cannot be compiled into a table.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// Two endpoints claim one route.
+    #[error("route {key} is claimed twice: by {first} and by {second}")]
+    Conflict {
+        /// The route (`METHOD host/shape`).
+        key: String,
+        /// The endpoint that has it (method, path and origin).
+        first: String,
+        /// The endpoint refused.
+        second: String,
+        /// Where the refused endpoint came from.
+        origin: String,
+    },
+    /// A path shape the router cannot hold next to the others.
+    #[error("route {path} ({origin}) cannot be routed next to the others: {source}")]
+    Shape {
+        /// The endpoint's path template.
+        path: String,
+        /// Where it came from.
+        origin: String,
+        /// The router's explanation.
+        #[source]
+        source: matchit::InsertError,
+    },
+    /// Compiling panicked (a bug); the previous table keeps serving.
+    #[error("building the route table failed unexpectedly: {0}")]
+    Panic(String),
 }
 
-impl CompiledBackend {
-    /// Picks the next host, round-robin.
-    pub fn pick_host(&self) -> &BaseUrl {
-        let hosts = &self.model.hosts;
-        if hosts.len() == 1 {
-            return &hosts[0];
+impl RouteError {
+    /// Where the endpoint that could not be added came from (file and index, or
+    /// namespace/name), so a caller can refuse that one and keep the others.
+    pub fn origin(&self) -> Option<&str> {
+        match self {
+            RouteError::Conflict { origin, .. } | RouteError::Shape { origin, .. } => Some(origin),
+            RouteError::Panic(_) => None,
         }
-        let i = self.next_host.fetch_add(1, Ordering::Relaxed);
-        &hosts[i % hosts.len()]
     }
 }
 
-/// An endpoint ready to serve.
-pub struct CompiledEndpoint {
-    /// The validated endpoint (shared with the model it came from).
-    pub model: Arc<model::Endpoint>,
-    /// Its backends, in configuration order.
-    pub backends: Vec<CompiledBackend>,
-    /// Precomputed `Cache-Control` value for complete answers.
-    pub cache_control: Option<HeaderValue>,
-    /// Endpoint `maxRate`.
-    pub limiter: Option<Arc<Limiter>>,
-    /// `clientMaxRate`.
-    pub client_limiter: Option<Arc<ClientLimiter>>,
-    /// Metric handles.
-    pub metrics: EndpointMetrics,
+fn describe(ep: &model::Endpoint) -> String {
+    format!("{} {} ({})", ep.method, ep.path, ep.origin)
 }
 
 /// One configuration, compiled.
 pub struct RouteTable {
     /// Increases with every published table.
     pub generation: u64,
-    /// Gateway-wide settings.
     settings: model::Settings,
-    /// Every endpoint, in configuration order (each owns its model: no second copy).
+    /// Every endpoint, in configuration order.
     pub endpoints: Vec<Arc<CompiledEndpoint>>,
     /// Host/path/method lookup.
     pub router: Router<CompiledEndpoint>,
-    /// Every endpoint by [`model::Endpoint::route_key`].
-    pub by_key: HashMap<model::RouteKey, Arc<CompiledEndpoint>>,
+    /// Every endpoint by its route.
+    pub by_key: HashMap<RouteKey, Arc<CompiledEndpoint>>,
 }
 
 impl RouteTable {
-    /// Compiles a validated gateway. An endpoint that is the same as one in `previous`
-    /// (the same shared model, or an equal one) reuses its compiled form as is; for the
-    /// others, limiter and breaker state is carried over wherever the limit settings did
-    /// not change.
+    /// Compiles a validated gateway. An endpoint equal to one in `previous` (the same shared
+    /// model, or an equal one) reuses its compiled form as is; for the others, limiter and
+    /// breaker state is carried over wherever the limit settings did not change. A panic
+    /// while compiling is caught and reported as an error: whoever publishes (a file
+    /// watcher, the controller) keeps running and the previous table keeps serving.
     pub fn compile(
         gateway: &Gateway,
         generation: u64,
         previous: Option<&RouteTable>,
         metrics: &Arc<Metrics>,
     ) -> Result<Self, RouteError> {
+        let run = std::panic::AssertUnwindSafe(|| {
+            Self::compile_inner(gateway, generation, previous, metrics)
+        });
+        std::panic::catch_unwind(run).unwrap_or_else(|panic| {
+            let text = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(RouteError::Panic(text))
+        })
+    }
+
+    fn compile_inner(
+        gateway: &Gateway,
+        generation: u64,
+        previous: Option<&RouteTable>,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Self, RouteError> {
+        let flavor = gateway.settings.flavor;
+        let flavor_changed = previous.is_some_and(|p| p.settings.flavor != flavor);
         let mut router = Router::default();
         let mut by_key = HashMap::with_capacity(gateway.endpoints.len());
         let mut endpoints = Vec::with_capacity(gateway.endpoints.len());
@@ -92,20 +110,32 @@ impl RouteTable {
             let key = ep.route_key();
             let old = previous.and_then(|p| p.by_key.get(&key));
             let compiled = match old {
-                Some(o) if Arc::ptr_eq(&o.model, ep) || o.model == *ep => o.clone(),
+                Some(o) if !flavor_changed && (Arc::ptr_eq(&o.model, ep) || o.model == *ep) => {
+                    o.clone()
+                }
                 _ => Arc::new(compile_endpoint(
                     ep.clone(),
                     old.map(|o| o.as_ref()),
+                    flavor,
                     metrics,
                 )),
             };
             let m = &compiled.model;
-            router.insert(
-                m.host.as_deref(),
-                m.method,
-                m.path.as_str(),
-                compiled.clone(),
-            )?;
+            router
+                .insert(m.host.as_deref(), m.method, &m.path, compiled.clone())
+                .map_err(|e| match e {
+                    InsertError::Duplicate(first) => RouteError::Conflict {
+                        key: key.to_string(),
+                        first: describe(&first.model),
+                        second: describe(m),
+                        origin: m.origin.clone(),
+                    },
+                    InsertError::Shape(source) => RouteError::Shape {
+                        path: m.path.to_string(),
+                        origin: m.origin.clone(),
+                        source,
+                    },
+                })?;
             by_key.insert(key, compiled.clone());
             endpoints.push(compiled);
         }
@@ -134,8 +164,8 @@ impl RouteTable {
     /// Drops per-client limiter state of clients that have been idle long enough for
     /// their bucket to refill. Run periodically.
     pub fn forget_idle_clients(&self) {
-        for ep in self.by_key.values() {
-            if let Some(c) = &ep.client_limiter {
+        for ep in &self.endpoints {
+            if let Some((c, _)) = &ep.client_limiter {
                 c.forget_idle();
             }
         }
@@ -147,80 +177,8 @@ impl RouteTable {
     }
 }
 
-fn compile_endpoint(
-    model: Arc<model::Endpoint>,
-    old: Option<&CompiledEndpoint>,
-    metrics: &Arc<Metrics>,
-) -> CompiledEndpoint {
-    let ep = &model;
-    let template = ep.path.as_str();
-    let backends = ep
-        .backends
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            let label = format!(
-                "{}{}",
-                b.hosts.first().map(ToString::to_string).unwrap_or_default(),
-                b.url_pattern.as_str()
-            );
-            // The same backend (same place in the list, same address and pattern) keeps
-            // its limiter and breaker when their settings did not change.
-            let same = old
-                .and_then(|o| o.backends.get(i))
-                .filter(|o| o.model.hosts == b.hosts && o.model.url_pattern == b.url_pattern);
-            let limiter = b.rate_limit.map(|rate| {
-                same.and_then(|o| o.limiter.clone())
-                    .filter(|l| l.rate == rate)
-                    .unwrap_or_else(|| Arc::new(Limiter::new(rate)))
-            });
-            let backend_metrics = metrics.backend(template, &label);
-            let breaker = b.circuit_breaker.map(|cb| {
-                same.and_then(|o| o.breaker.clone())
-                    .filter(|old| old.config == cb)
-                    .unwrap_or_else(|| {
-                        let gauge = metrics.breaker_gauge(template, &label);
-                        Arc::new(CircuitBreaker::new(cb, label.clone(), Some(gauge)))
-                    })
-            });
-            CompiledBackend {
-                headers: match &b.input_headers {
-                    Some(second) => ep.input_headers.intersect(second),
-                    None => ep.input_headers.clone(),
-                },
-                query: match &b.input_query_strings {
-                    Some(second) => ep.input_query_strings.intersect(second),
-                    None => ep.input_query_strings.clone(),
-                },
-                limiter,
-                breaker,
-                metrics: backend_metrics,
-                label,
-                next_host: AtomicUsize::new(0),
-                model: b.clone(),
-            }
-        })
-        .collect();
-    let limiter = ep.rate_limit.endpoint.map(|rate| {
-        old.and_then(|o| o.limiter.clone())
-            .filter(|l| l.rate == rate)
-            .unwrap_or_else(|| Arc::new(Limiter::new(rate)))
-    });
-    let client_limiter = ep.rate_limit.client.as_ref().map(|(rate, key)| {
-        old.and_then(|o| o.client_limiter.clone())
-            .filter(|l| l.rate == *rate && l.key == *key)
-            .unwrap_or_else(|| Arc::new(ClientLimiter::new(*rate, key.clone())))
-    });
-    let secs = ep.cache_ttl.as_secs();
-    CompiledEndpoint {
-        cache_control: (secs > 0).then(|| {
-            HeaderValue::from_str(&format!("public, max-age={secs}"))
-                .expect("digits are a valid header value")
-        }),
-        backends,
-        limiter,
-        client_limiter,
-        metrics: metrics.endpoint(template, ep.method.as_str()),
-        model,
-    }
+/// Checks that `gateway` compiles into a table (routes the router can hold together),
+/// without serving it: what `weir check` adds to validation.
+pub fn check(gateway: &Gateway) -> Result<(), RouteError> {
+    RouteTable::compile(gateway, 0, None, &Arc::new(Metrics::new())).map(|_| ())
 }

@@ -1,5 +1,8 @@
 //! The reserved endpoints: `/__health` (+ `/live`, `/ready`), `/__debug/`, `/__echo/`,
 //! `/__stats`. Debug and echo are off by default: they reflect requests.
+//!
+//! They depend on a narrow [`AdminState`] (health flags and the metrics registry), not on
+//! the server: the server owns one and hands it in.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,10 +15,70 @@ use hyper::body::Incoming;
 use serde_json::json;
 use tracing::debug;
 
-use crate::server::Shared;
-use crate::upstream::decode_query_component;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::pipeline::inbound::decode_query_component;
+use crate::telemetry::metrics::Metrics;
 use crate::{full, Body};
 use weir_model::{Flavor, Settings};
+
+/// What readiness is made of.
+#[derive(Debug, Default)]
+pub struct Health {
+    ready: AtomicBool,
+    draining: AtomicBool,
+    degraded: Mutex<Option<String>>,
+}
+
+impl Health {
+    /// Marks the gateway ready (or not): local mode at once, the controller after its
+    /// first complete list.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Readiness turns 503 at once when a shutdown begins.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Something the gateway needs stopped working (a configuration watcher died): readiness
+    /// says so until [`Health::recovered`].
+    pub fn degrade(&self, reason: impl Into<String>) {
+        if let Ok(mut d) = self.degraded.lock() {
+            *d = Some(reason.into());
+        }
+    }
+
+    /// The degradation is over.
+    pub fn recovered(&self) {
+        if let Ok(mut d) = self.degraded.lock() {
+            *d = None;
+        }
+    }
+
+    /// Why the gateway is degraded, if it is.
+    pub fn degraded(&self) -> Option<String> {
+        self.degraded.lock().ok().and_then(|d| d.clone())
+    }
+
+    /// Ready, not draining, not degraded.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+            && !self.draining.load(Ordering::SeqCst)
+            && self.degraded().is_none()
+    }
+}
+
+/// What the reserved endpoints need.
+#[derive(Debug, Clone)]
+pub struct AdminState {
+    /// Readiness.
+    pub health: Arc<Health>,
+    /// The registry `/__stats` renders.
+    pub metrics: Arc<Metrics>,
+}
 
 const ECHO_MAX_BODY: usize = 1024 * 1024;
 
@@ -52,7 +115,7 @@ fn now_rfc3339() -> String {
 
 /// Answers a path for which [`claims`] returned true.
 pub async fn handle(
-    shared: &Shared,
+    state: &AdminState,
     settings: &Settings,
     req: Request<Incoming>,
     peer: SocketAddr,
@@ -66,7 +129,7 @@ pub async fn handle(
                 json!({"status": "ok", "now": now_rfc3339()}),
             ),
             "" | "/" | "/ready" => {
-                if shared.is_ready() {
+                if state.health.is_ready() {
                     let mut body = json!({"status": "ok", "now": now_rfc3339()});
                     if settings.flavor == Flavor::KrakenD {
                         // KrakenD's health document also lists its (async) agents.
@@ -74,10 +137,11 @@ pub async fn handle(
                     }
                     json_response(StatusCode::OK, body)
                 } else {
-                    json_response(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        json!({"status": "unavailable", "now": now_rfc3339()}),
-                    )
+                    let mut body = json!({"status": "unavailable", "now": now_rfc3339()});
+                    if let Some(reason) = state.health.degraded() {
+                        body["reason"] = json!(reason);
+                    }
+                    json_response(StatusCode::SERVICE_UNAVAILABLE, body)
                 }
             }
             _ => json_response(StatusCode::NOT_FOUND, json!({"status": "not found"})),
@@ -90,7 +154,7 @@ pub async fn handle(
     if settings.echo && under(&path, "/__echo") {
         return echo(req).await;
     }
-    let mut resp = Response::new(full(Bytes::from(shared.metrics().render())));
+    let mut resp = Response::new(full(Bytes::from(state.metrics.render())));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -1,14 +1,214 @@
 //! One line per request on stdout, in the shape KrakenD (gin) users know:
 //! `2017/01/19 - 10:31:27 | 200 |    1.134431ms | ::1 |   POST     /users` (UTC).
+//!
+//! Writing must never slow a request: each proxy worker appends lines to its own buffer
+//! (the timestamp text is formatted once per second), and hands full or old buffers to one
+//! logger thread that owns stdout. When the logger falls behind (a slow terminal or pipe),
+//! buffers are dropped and counted (`weir_access_log_dropped_lines_total`) instead of
+//! blocking the worker. Threads that are not proxy workers hand every line over at once.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
+use prometheus::IntCounter;
 use time::macros::format_description;
 
 use weir_model::format_go;
+
+/// A worker's buffer is handed over at this size...
+const FLUSH_BYTES: usize = 16 * 1024;
+/// ...or when its oldest line is this old (also checked by the worker's flush tick).
+pub const FLUSH_AFTER: Duration = Duration::from_millis(50);
+/// Buffers waiting for the logger thread; beyond this, lines are dropped.
+const QUEUE: usize = 256;
+
+enum Msg {
+    Lines(Vec<u8>),
+    Stop,
+}
+
+/// The process's access-log writer.
+pub struct AccessLog {
+    tx: SyncSender<Msg>,
+    dropped: IntCounter,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for AccessLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessLog").finish_non_exhaustive()
+    }
+}
+
+struct Local {
+    log: Arc<AccessLog>,
+    buf: Vec<u8>,
+    lines: u64,
+    oldest: Option<Instant>,
+    second: i64,
+    stamp: String,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
+}
+
+fn writer(rx: Receiver<Msg>) {
+    let stdout = std::io::stdout();
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            // A closed stdout is ignored: logging never fails a request.
+            Msg::Lines(buf) => {
+                let _ = stdout.lock().write_all(&buf);
+            }
+            Msg::Stop => break,
+        }
+    }
+    let _ = stdout.lock().flush();
+}
+
+impl AccessLog {
+    /// Starts the logger thread. `dropped` counts lines lost to a logger that fell behind.
+    pub fn start(dropped: IntCounter) -> std::io::Result<Arc<Self>> {
+        let (tx, rx) = sync_channel(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("weir-access-log".into())
+            .spawn(move || writer(rx))?;
+        Ok(Arc::new(Self {
+            tx,
+            dropped,
+            thread: Mutex::new(Some(thread)),
+        }))
+    }
+
+    /// Makes the calling thread (a proxy worker) buffer its lines; it must call
+    /// [`flush_local`] every [`FLUSH_AFTER`] or so.
+    pub fn install_local(self: &Arc<Self>) {
+        LOCAL.with(|l| {
+            *l.borrow_mut() = Some(Local {
+                log: self.clone(),
+                buf: Vec::with_capacity(FLUSH_BYTES + 256),
+                lines: 0,
+                oldest: None,
+                second: i64::MIN,
+                stamp: String::new(),
+            })
+        });
+    }
+
+    fn send(&self, buf: Vec<u8>, lines: u64) {
+        match self.tx.try_send(Msg::Lines(buf)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.inc_by(lines)
+            }
+        }
+    }
+
+    /// Records one request.
+    pub fn write(
+        self: &Arc<Self>,
+        status: StatusCode,
+        latency: Duration,
+        ip: IpAddr,
+        method: &Method,
+        path: &str,
+    ) {
+        let now = time::OffsetDateTime::now_utc();
+        let buffered = LOCAL.with(|l| {
+            let mut slot = l.borrow_mut();
+            let Some(local) = slot.as_mut().filter(|local| Arc::ptr_eq(&local.log, self)) else {
+                return false;
+            };
+            if local.second != now.unix_timestamp() {
+                local.second = now.unix_timestamp();
+                local.stamp = stamp(now);
+            }
+            push_line(
+                &mut local.buf,
+                &local.stamp,
+                status,
+                latency,
+                ip,
+                method,
+                path,
+            );
+            local.lines += 1;
+            let oldest = *local.oldest.get_or_insert_with(Instant::now);
+            if local.buf.len() >= FLUSH_BYTES || oldest.elapsed() >= FLUSH_AFTER {
+                take_and_send(local);
+            }
+            true
+        });
+        if !buffered {
+            let mut buf = Vec::with_capacity(96 + path.len());
+            push_line(&mut buf, &stamp(now), status, latency, ip, method, path);
+            self.send(buf, 1);
+        }
+    }
+
+    /// Writes what is queued and stops the logger thread (at shutdown).
+    pub fn close(&self) {
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn take_and_send(local: &mut Local) {
+    if local.buf.is_empty() {
+        return;
+    }
+    let buf = std::mem::replace(&mut local.buf, Vec::with_capacity(FLUSH_BYTES + 256));
+    let lines = std::mem::take(&mut local.lines);
+    local.oldest = None;
+    local.log.send(buf, lines);
+}
+
+/// Hands the calling worker's buffered lines to the logger when they are old enough
+/// (`force`: whatever their age, e.g. when the worker stops).
+pub fn flush_local(force: bool) {
+    LOCAL.with(|l| {
+        if let Some(local) = l.borrow_mut().as_mut() {
+            if force || local.oldest.is_some_and(|o| o.elapsed() >= FLUSH_AFTER) {
+                take_and_send(local);
+            }
+        }
+    });
+}
+
+fn stamp(now: time::OffsetDateTime) -> String {
+    now.format(format_description!(
+        "[year]/[month]/[day] - [hour]:[minute]:[second]"
+    ))
+    .unwrap_or_default()
+}
+
+fn push_line(
+    out: &mut Vec<u8>,
+    stamp: &str,
+    status: StatusCode,
+    latency: Duration,
+    ip: IpAddr,
+    method: &Method,
+    path: &str,
+) {
+    // Writing into a Vec cannot fail.
+    let _ = writeln!(
+        out,
+        "{stamp} | {:3} | {:>13} | {ip} |   {:<7}  {path}",
+        status.as_u16(),
+        format_go(latency),
+        method.as_str()
+    );
+}
 
 /// Formats one access-log line (without the newline).
 pub fn format_line(
@@ -19,31 +219,10 @@ pub fn format_line(
     method: &Method,
     path: &str,
 ) -> String {
-    let when = now
-        .format(format_description!(
-            "[year]/[month]/[day] - [hour]:[minute]:[second]"
-        ))
-        .unwrap_or_default();
-    format!(
-        "{when} | {:3} | {:>13} | {ip} |   {:<7}  {path}",
-        status.as_u16(),
-        format_go(latency),
-        method.as_str()
-    )
-}
-
-/// Writes one line to stdout. A closed stdout is ignored: logging never fails a request.
-pub fn write(status: StatusCode, latency: Duration, ip: IpAddr, method: &Method, path: &str) {
-    let mut line = format_line(
-        time::OffsetDateTime::now_utc(),
-        status,
-        latency,
-        ip,
-        method,
-        path,
-    );
-    line.push('\n');
-    let _ = std::io::stdout().lock().write_all(line.as_bytes());
+    let mut buf = Vec::new();
+    push_line(&mut buf, &stamp(now), status, latency, ip, method, path);
+    buf.pop();
+    String::from_utf8(buf).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -65,5 +244,59 @@ mod tests {
             line,
             "2017/01/19 - 10:31:27 | 200 |    1.134431ms | ::1 |   POST     /users"
         );
+    }
+
+    #[test]
+    fn a_logger_that_falls_behind_drops_and_counts_instead_of_blocking() {
+        // A channel nobody reads stands in for a stalled stdout.
+        let (tx, _rx) = sync_channel(1);
+        let dropped = IntCounter::new("d", "d").unwrap();
+        let log = Arc::new(AccessLog {
+            tx,
+            dropped: dropped.clone(),
+            thread: Mutex::new(None),
+        });
+        for _ in 0..3 {
+            log.write(
+                StatusCode::OK,
+                Duration::ZERO,
+                "127.0.0.1".parse().unwrap(),
+                &Method::GET,
+                "/x",
+            );
+        }
+        // The first line fills the queue; the next two are dropped, and none blocked.
+        assert_eq!(dropped.get(), 2);
+    }
+
+    #[test]
+    fn workers_buffer_until_flushed() {
+        let (tx, rx) = sync_channel(8);
+        let dropped = IntCounter::new("d", "d").unwrap();
+        let log = Arc::new(AccessLog {
+            tx,
+            dropped,
+            thread: Mutex::new(None),
+        });
+        std::thread::spawn(move || {
+            log.install_local();
+            for _ in 0..3 {
+                log.write(
+                    StatusCode::OK,
+                    Duration::ZERO,
+                    "127.0.0.1".parse().unwrap(),
+                    &Method::GET,
+                    "/x",
+                );
+            }
+            assert!(rx.try_recv().is_err(), "nothing handed over yet");
+            flush_local(true);
+            match rx.try_recv() {
+                Ok(Msg::Lines(buf)) => assert_eq!(buf.iter().filter(|b| **b == b'\n').count(), 3),
+                _ => panic!("one buffer of three lines expected"),
+            }
+        })
+        .join()
+        .unwrap();
     }
 }

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub generation: IntGauge,
     /// Endpoints in the table serving now.
     pub endpoints: IntGauge,
+    /// Access-log lines dropped because the log writer fell behind.
+    pub access_log_dropped: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -131,8 +133,13 @@ impl Metrics {
             "weir_endpoints_served",
             "Endpoints in the serving table.",
         ));
+        let access_log_dropped = must(IntCounter::new(
+            "weir_access_log_dropped_lines_total",
+            "Access-log lines dropped because stdout could not keep up (requests are never slowed by the log).",
+        ));
         for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(access_log_dropped.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
             Box::new(request_duration.clone()),
             Box::new(backend_calls.clone()),
             Box::new(backend_duration.clone()),
@@ -161,6 +168,7 @@ impl Metrics {
             reloads,
             generation,
             endpoints,
+            access_log_dropped,
         }
     }
 

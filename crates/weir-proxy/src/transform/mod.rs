@@ -8,26 +8,111 @@
 //! Paths are dot separated (`"a.b.c"`). None of these functions panic: a path
 //! step that meets a value of an unexpected type simply does not match.
 
+pub mod flatmap;
+
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use weir_model::FlatmapOp;
+pub use flatmap::flatmap;
+use flatmap::CompiledOp;
+
+/// A backend's transforms compiled once: paths split, the allow tree built, in the order
+/// DESIGN.md gives (target → allow/deny → mapping → group; flatmap replaces
+/// allow/deny/mapping).
+#[derive(Debug, Default)]
+pub struct TransformPlan {
+    target: Option<Vec<String>>,
+    allow: Option<AllowTree>,
+    deny: Vec<Vec<String>>,
+    mapping: BTreeMap<String, String>,
+    flatmap: Vec<CompiledOp>,
+    group: Option<String>,
+}
+
+fn split(path: &str) -> Vec<String> {
+    path.split('.').map(str::to_string).collect()
+}
+
+impl TransformPlan {
+    /// Compiles a backend's transform settings.
+    pub fn compile(b: &weir_model::Backend) -> Self {
+        let flatmap: Vec<CompiledOp> = b.flatmap.iter().map(CompiledOp::compile).collect();
+        let (allow, deny, mapping) = if flatmap.is_empty() {
+            (
+                (!b.allow.is_empty()).then(|| AllowTree::build(&b.allow)),
+                if b.allow.is_empty() {
+                    b.deny.iter().map(|p| split(p)).collect()
+                } else {
+                    Vec::new()
+                },
+                b.mapping.clone(),
+            )
+        } else {
+            (None, Vec::new(), BTreeMap::new())
+        };
+        Self {
+            target: b.target.as_deref().map(split),
+            allow,
+            deny,
+            mapping,
+            flatmap,
+            group: b.group.clone(),
+        }
+    }
+
+    /// Whether applying the plan changes nothing.
+    pub fn is_identity(&self) -> bool {
+        self.target.is_none()
+            && self.allow.is_none()
+            && self.deny.is_empty()
+            && self.mapping.is_empty()
+            && self.flatmap.is_empty()
+            && self.group.is_none()
+    }
+
+    /// Runs the plan on one decoded answer.
+    pub fn apply(&self, mut data: Map<String, Value>) -> Map<String, Value> {
+        if let Some(t) = &self.target {
+            data = target_split(data, t);
+        }
+        if !self.flatmap.is_empty() {
+            flatmap::apply(&mut data, &self.flatmap);
+        } else {
+            if let Some(tree) = &self.allow {
+                data = prune_map(data, tree);
+            }
+            for path in &self.deny {
+                deny_in_map(&mut data, path);
+            }
+            if !self.mapping.is_empty() {
+                mapping(&mut data, &self.mapping);
+            }
+        }
+        if let Some(g) = &self.group {
+            data = group(data, g);
+        }
+        data
+    }
+}
 
 /// Keeps only the object found at the dot path `path`.
 ///
 /// A missing path, or one that leads to anything but an object, yields an
 /// empty map, as lura does.
 pub fn target(data: Map<String, Value>, path: &str) -> Map<String, Value> {
-    let mut segments = path.split('.');
-    let Some(first) = segments.next() else {
+    target_split(data, &split(path))
+}
+
+fn target_split(mut data: Map<String, Value>, path: &[String]) -> Map<String, Value> {
+    let Some((first, rest)) = path.split_first() else {
         return Map::new();
     };
-    let mut current = match data.into_iter().find(|(k, _)| k == first) {
-        Some((_, v)) => v,
+    let mut current = match data.remove(first) {
+        Some(v) => v,
         None => return Map::new(),
     };
-    for segment in segments {
+    for segment in rest {
         current = match current {
             Value::Object(mut m) => match m.remove(segment) {
                 Some(v) => v,
@@ -43,7 +128,7 @@ pub fn target(data: Map<String, Value>, path: &str) -> Map<String, Value> {
 }
 
 /// A prefix tree of allowed paths: `None` keeps the whole subtree.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct AllowTree(BTreeMap<String, Option<AllowTree>>);
 
 impl AllowTree {
@@ -144,26 +229,25 @@ fn prune_value(value: Value, tree: &AllowTree) -> Option<Value> {
 /// item of the array. Missing paths are ignored.
 pub fn deny(data: &mut Map<String, Value>, paths: &[String]) {
     for path in paths {
-        let segments: Vec<&str> = path.split('.').collect();
-        deny_in_map(data, &segments);
+        deny_in_map(data, &split(path));
     }
 }
 
-fn deny_in_map(data: &mut Map<String, Value>, segments: &[&str]) {
+fn deny_in_map(data: &mut Map<String, Value>, segments: &[String]) {
     match segments {
         [] => {}
         [last] => {
-            data.remove(*last);
+            data.remove(last);
         }
         [first, rest @ ..] => {
-            if let Some(child) = data.get_mut(*first) {
+            if let Some(child) = data.get_mut(first) {
                 deny_in_value(child, rest);
             }
         }
     }
 }
 
-fn deny_in_value(value: &mut Value, segments: &[&str]) {
+fn deny_in_value(value: &mut Value, segments: &[String]) {
     match value {
         Value::Object(m) => deny_in_map(m, segments),
         Value::Array(items) => items.iter_mut().for_each(|i| deny_in_value(i, segments)),
@@ -193,248 +277,11 @@ pub fn group(data: Map<String, Value>, key: &str) -> Map<String, Value> {
     out
 }
 
-/// Applies KrakenD `flatmap_filter` operations in order.
-///
-/// Paths are dot separated; a `*` segment matches every item of an array
-/// (and every value of an object), a numeric segment indexes an array.
-/// When `to` holds `*` segments they are bound, in order, to the positions
-/// matched by the `*` segments of `from`; if the counts differ the operation
-/// is skipped. A `from` that matches nothing is a no-op.
-///
-/// Destinations are created as needed (objects for named steps, arrays for
-/// steps bound from a `*`); a scalar standing in the way of a destination is
-/// replaced, because the moved data is what the operator asked to keep.
-pub fn flatmap(data: &mut Map<String, Value>, ops: &[FlatmapOp]) {
-    let mut root = Value::Object(std::mem::take(data));
-    for op in ops {
-        match op {
-            FlatmapOp::Move { from, to } => relocate(&mut root, from, to, false),
-            FlatmapOp::Del(path) => {
-                let segments: Vec<&str> = path.split('.').collect();
-                // Deleting from the back keeps earlier array indices valid.
-                for (concrete, _) in expand(&root, &segments).into_iter().rev() {
-                    remove_at(&mut root, &concrete);
-                }
-            }
-            FlatmapOp::Append { from, to } => relocate(&mut root, from, to, true),
-        }
-    }
-    if let Value::Object(m) = root {
-        *data = m;
-    }
-}
-
-/// One concrete path step.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-impl Seg {
-    fn index(&self) -> Option<usize> {
-        match self {
-            Seg::Index(i) => Some(*i),
-            Seg::Key(k) => k.parse().ok(),
-        }
-    }
-
-    fn key(&self) -> String {
-        match self {
-            Seg::Index(i) => i.to_string(),
-            Seg::Key(k) => k.clone(),
-        }
-    }
-}
-
-/// A concrete path paired with the positions its `*` steps matched.
-type Match = (Vec<Seg>, Vec<Seg>);
-
-/// Resolves a pattern into every concrete path that exists in `root`.
-fn expand(root: &Value, pattern: &[&str]) -> Vec<Match> {
-    let mut out = Vec::new();
-    expand_into(root, pattern, &mut Vec::new(), &mut Vec::new(), &mut out);
-    out
-}
-
-fn expand_into(
-    value: &Value,
-    pattern: &[&str],
-    prefix: &mut Vec<Seg>,
-    binds: &mut Vec<Seg>,
-    out: &mut Vec<Match>,
-) {
-    let Some((first, rest)) = pattern.split_first() else {
-        out.push((prefix.clone(), binds.clone()));
-        return;
-    };
-    let mut visit = |seg: Seg, child: &Value, wildcard: bool| {
-        prefix.push(seg.clone());
-        if wildcard {
-            binds.push(seg);
-        }
-        expand_into(child, rest, prefix, binds, out);
-        prefix.pop();
-        if wildcard {
-            binds.pop();
-        }
-    };
-    match (value, *first) {
-        (Value::Array(items), "*") => {
-            for (i, item) in items.iter().enumerate() {
-                visit(Seg::Index(i), item, true);
-            }
-        }
-        (Value::Object(m), "*") => {
-            for (k, item) in m {
-                visit(Seg::Key(k.clone()), item, true);
-            }
-        }
-        (Value::Object(m), key) => {
-            if let Some(child) = m.get(key) {
-                visit(Seg::Key(key.to_string()), child, false);
-            }
-        }
-        (Value::Array(items), key) => {
-            let found = key
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| items.get(i).map(|child| (i, child)));
-            if let Some((i, child)) = found {
-                visit(Seg::Index(i), child, false);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Builds the concrete destination of one match, or `None` when the
-/// wildcard counts of source and destination disagree.
-fn bind_destination(pattern: &[&str], binds: &[Seg]) -> Option<Vec<Seg>> {
-    let mut binds = binds.iter();
-    let mut out = Vec::with_capacity(pattern.len());
-    for segment in pattern {
-        if *segment == "*" {
-            out.push(binds.next()?.clone());
-        } else {
-            out.push(Seg::Key((*segment).to_string()));
-        }
-    }
-    binds.next().is_none().then_some(out)
-}
-
-/// Shared body of `Move` (append = false) and `Append` (append = true).
-fn relocate(root: &mut Value, from: &str, to: &str, append: bool) {
-    let from_pattern: Vec<&str> = from.split('.').collect();
-    let to_pattern: Vec<&str> = to.split('.').collect();
-    let matches = expand(root, &from_pattern);
-    let mut pairs = Vec::with_capacity(matches.len());
-    for (concrete, binds) in matches {
-        let Some(destination) = bind_destination(&to_pattern, &binds) else {
-            return;
-        };
-        pairs.push((concrete, destination));
-    }
-    // Take every source out first (back to front so array indices stay
-    // valid), then write the destinations front to back.
-    let mut taken = Vec::with_capacity(pairs.len());
-    for (source, destination) in pairs.into_iter().rev() {
-        if !append && same_path(&source, &destination) {
-            continue;
-        }
-        if let Some(value) = remove_at(root, &source) {
-            taken.push((destination, value));
-        }
-    }
-    for (destination, value) in taken.into_iter().rev() {
-        let slot = slot_at(root, &destination);
-        if append {
-            let items = match value {
-                Value::Array(items) => items,
-                other => vec![other],
-            };
-            match slot {
-                Value::Array(existing) => existing.extend(items),
-                Value::Null => *slot = Value::Array(items),
-                other => {
-                    let mut merged = vec![std::mem::take(other)];
-                    merged.extend(items);
-                    *other = Value::Array(merged);
-                }
-            }
-        } else {
-            *slot = value;
-        }
-    }
-}
-
-fn same_path(a: &[Seg], b: &[Seg]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.key() == y.key())
-}
-
-/// Removes and returns the value at a concrete path.
-fn remove_at(root: &mut Value, path: &[Seg]) -> Option<Value> {
-    let (last, parents) = path.split_last()?;
-    let mut current = root;
-    for seg in parents {
-        current = match current {
-            Value::Object(m) => m.get_mut(&seg.key())?,
-            Value::Array(items) => items.get_mut(seg.index()?)?,
-            _ => return None,
-        };
-    }
-    match current {
-        Value::Object(m) => m.remove(&last.key()),
-        Value::Array(items) => {
-            let i = last.index()?;
-            (i < items.len()).then(|| items.remove(i))
-        }
-        _ => None,
-    }
-}
-
-/// Returns the slot at `path`, creating containers along the way; a new
-/// slot holds `Null`.
-fn slot_at<'a>(root: &'a mut Value, path: &[Seg]) -> &'a mut Value {
-    let mut current = root;
-    for seg in path {
-        current = child_slot(current, seg);
-    }
-    current
-}
-
-fn child_slot<'a>(current: &'a mut Value, seg: &Seg) -> &'a mut Value {
-    let fits = match (&*current, seg) {
-        (Value::Object(_), _) => true,
-        (Value::Array(_), s) => s.index().is_some(),
-        _ => false,
-    };
-    if !fits {
-        *current = match seg {
-            Seg::Index(_) => Value::Array(Vec::new()),
-            Seg::Key(_) => Value::Object(Map::new()),
-        };
-    }
-    match current {
-        Value::Array(items) => {
-            let i = seg.index().unwrap_or(items.len());
-            if i >= items.len() {
-                // Padding keeps bound positions aligned with the source
-                // collection when some of its items did not match.
-                items.resize(i + 1, Value::Null);
-            }
-            &mut items[i]
-        }
-        Value::Object(m) => m.entry(seg.key()).or_insert(Value::Null),
-        // Unreachable: `current` was made a container above.
-        other => other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use weir_model::FlatmapOp;
 
     fn obj(v: Value) -> Map<String, Value> {
         match v {

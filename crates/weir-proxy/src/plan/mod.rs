@@ -1,0 +1,207 @@
+//! The compiled request plan: everything derivable from configuration, turned into typed
+//! values when a table is built, so that a request only walks it. URL templates become
+//! parts with indices ([`url`]), whitelists become sets of `HeaderName`s ([`filter`]), the
+//! client key knows its header or parameter index ([`client_key`]), transforms have their
+//! paths split and allow trees built ([`crate::transform::TransformPlan`]), metric handles
+//! are resolved per endpoint and backend, static data is shared.
+
+pub mod client_key;
+pub mod filter;
+pub mod url;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue};
+use serde_json::{Map, Value};
+
+use weir_model::{self as model, BaseUrl, StaticStrategy};
+
+use crate::qos::{CircuitBreaker, ClientLimiter, Limiter};
+use crate::telemetry::metrics::{BackendMetrics, EndpointMetrics, Metrics};
+use crate::transform::TransformPlan;
+use client_key::ClientKeyPlan;
+use filter::{HeaderFilter, QueryFilter};
+use url::UrlPlan;
+
+/// A backend ready to be called.
+pub struct CompiledBackend {
+    /// The validated backend.
+    pub model: model::Backend,
+    /// `host + urlPattern` of the first host, for logs and metric labels.
+    pub label: String,
+    /// The compiled `urlPattern`.
+    pub url: UrlPlan,
+    /// Upstream method; `None` = the client's (`method: ANY` endpoints).
+    pub method: Option<http::Method>,
+    /// Effective header whitelist (endpoint's, filtered again by the backend's).
+    pub headers: HeaderFilter,
+    /// Effective query whitelist.
+    pub query: QueryFilter,
+    /// Whether the client's own `Accept-Encoding` reaches this backend.
+    pub forwards_accept_encoding: bool,
+    /// Transforms in order.
+    pub transform: TransformPlan,
+    /// Backend rate limit.
+    pub limiter: Option<Arc<Limiter>>,
+    /// Circuit breaker.
+    pub breaker: Option<Arc<CircuitBreaker>>,
+    /// Metric handles.
+    pub metrics: BackendMetrics,
+    next_host: AtomicUsize,
+}
+
+impl CompiledBackend {
+    /// Picks the next host, round-robin.
+    pub fn pick_host(&self) -> &BaseUrl {
+        let hosts = &self.model.hosts;
+        if hosts.len() == 1 {
+            return &hosts[0];
+        }
+        let i = self.next_host.fetch_add(1, Ordering::Relaxed);
+        &hosts[i % hosts.len()]
+    }
+}
+
+/// Static data and when it is merged.
+pub struct StaticPlan {
+    /// When.
+    pub strategy: StaticStrategy,
+    /// What (shared, never deep-cloned per request).
+    pub data: Arc<Map<String, Value>>,
+}
+
+impl StaticPlan {
+    /// Whether the data is merged into an answer that is `completed` or not.
+    pub fn applies(&self, completed: bool) -> bool {
+        match self.strategy {
+            StaticStrategy::Always => true,
+            StaticStrategy::Success | StaticStrategy::Complete => completed,
+            StaticStrategy::Errored | StaticStrategy::Incomplete => !completed,
+        }
+    }
+}
+
+/// An endpoint ready to serve.
+pub struct CompiledEndpoint {
+    /// The validated endpoint (shared with the model it came from).
+    pub model: Arc<model::Endpoint>,
+    /// Its backends, in configuration order.
+    pub backends: Vec<CompiledBackend>,
+    /// Precomputed `Cache-Control` value for complete answers.
+    pub cache_control: Option<HeaderValue>,
+    /// Endpoint `maxRate`.
+    pub limiter: Option<Arc<Limiter>>,
+    /// `clientMaxRate` and how the client is told apart.
+    pub client_limiter: Option<(Arc<ClientLimiter>, ClientKeyPlan)>,
+    /// Endpoint parameters placed into some backend's path: checked for traversal.
+    pub path_params: Vec<usize>,
+    /// Whether those parameters may hold `/`.
+    pub allow_encoded_slashes: bool,
+    /// Static data merged by strategy.
+    pub static_data: Option<StaticPlan>,
+    /// `X-Weir-Completed` or `X-KrakenD-Completed`.
+    pub completed_header: HeaderName,
+    /// Metric handles.
+    pub metrics: EndpointMetrics,
+}
+
+/// Compiles one endpoint. `old` is the endpoint of the same route in the previous table:
+/// limiter and breaker state carry over wherever their settings did not change.
+pub fn compile_endpoint(
+    model: Arc<model::Endpoint>,
+    old: Option<&CompiledEndpoint>,
+    flavor: model::Flavor,
+    metrics: &Arc<Metrics>,
+) -> CompiledEndpoint {
+    let ep = &model;
+    let template = ep.path.as_str();
+    let backends: Vec<CompiledBackend> = ep
+        .backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let label = format!(
+                "{}{}",
+                b.hosts.first().map(ToString::to_string).unwrap_or_default(),
+                b.url_pattern.as_str()
+            );
+            // The same backend (same place in the list, same address and pattern) keeps
+            // its limiter and breaker when their settings did not change.
+            let same = old
+                .and_then(|o| o.backends.get(i))
+                .filter(|o| o.model.hosts == b.hosts && o.model.url_pattern == b.url_pattern);
+            let limiter = b.rate_limit.map(|rate| {
+                same.and_then(|o| o.limiter.clone())
+                    .filter(|l| l.rate == rate)
+                    .unwrap_or_else(|| Arc::new(Limiter::new(rate)))
+            });
+            let breaker = b.circuit_breaker.map(|cb| {
+                same.and_then(|o| o.breaker.clone())
+                    .filter(|old| old.config == cb)
+                    .unwrap_or_else(|| {
+                        let gauge = metrics.breaker_gauge(template, &label);
+                        Arc::new(CircuitBreaker::new(cb, label.clone(), Some(gauge)))
+                    })
+            });
+            let headers = HeaderFilter::compile(&ep.input_headers, b.input_headers.as_ref());
+            CompiledBackend {
+                url: UrlPlan::compile(&b.url_pattern, &ep.path),
+                method: b.method.to_http(),
+                forwards_accept_encoding: headers.allows(&http::header::ACCEPT_ENCODING),
+                headers,
+                query: QueryFilter::compile(
+                    &ep.input_query_strings,
+                    b.input_query_strings.as_ref(),
+                ),
+                transform: TransformPlan::compile(b),
+                limiter,
+                breaker,
+                metrics: metrics.backend(template, &label),
+                label,
+                next_host: AtomicUsize::new(0),
+                model: b.clone(),
+            }
+        })
+        .collect();
+    let limiter = ep.rate_limit.endpoint.map(|rate| {
+        old.and_then(|o| o.limiter.clone())
+            .filter(|l| l.rate == rate)
+            .unwrap_or_else(|| Arc::new(Limiter::new(rate)))
+    });
+    let client_limiter = ep.rate_limit.client.as_ref().and_then(|(rate, key)| {
+        let plan = ClientKeyPlan::compile(key, &ep.path)?;
+        let limiter = old
+            .and_then(|o| o.client_limiter.as_ref())
+            .map(|(l, _)| l.clone())
+            .filter(|l| l.rate == *rate && l.key == *key)
+            .unwrap_or_else(|| Arc::new(ClientLimiter::new(*rate, key.clone())));
+        Some((limiter, plan))
+    });
+    let mut path_params: Vec<usize> = backends
+        .iter()
+        .flat_map(|b| b.url.path_params().iter().copied())
+        .collect();
+    path_params.sort_unstable();
+    path_params.dedup();
+    let secs = ep.cache_ttl.as_secs();
+    CompiledEndpoint {
+        cache_control: (secs > 0).then(|| HeaderValue::from(secs)).map(|n| {
+            // `public, max-age=` + digits is always a valid header value.
+            HeaderValue::from_str(&format!("public, max-age={}", n.to_str().unwrap_or("0")))
+                .unwrap_or(n)
+        }),
+        backends,
+        limiter,
+        client_limiter,
+        path_params,
+        allow_encoded_slashes: ep.allow_encoded_slashes,
+        static_data: ep.static_response.as_ref().map(|s| StaticPlan {
+            strategy: s.strategy,
+            data: Arc::new(s.data.clone()),
+        }),
+        completed_header: HeaderName::from_static(flavor.completed_header()),
+        metrics: metrics.endpoint(template, ep.method.as_str()),
+        model,
+    }
+}

@@ -1,0 +1,290 @@
+//! Binding and accepting. The proxy port is one `SO_REUSEPORT` socket per worker thread;
+//! before that group is bound, a probe bind *without* `SO_REUSEPORT` makes sure nobody else
+//! listens there: otherwise a second Weir would silently join the first one's port and take
+//! half of its connections.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info_span, warn, Instrument};
+
+use crate::server::{handler, Role, Shared};
+use crate::telemetry::access_log;
+use crate::upstream::{new_client, HttpClient};
+
+/// Why a listener could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// Someone already listens on the port.
+    #[error(
+        "{what} {port} is already in use on {ip} (by another process); choose another with {hint}"
+    )]
+    Busy {
+        /// `proxy port` or `admin port`.
+        what: &'static str,
+        /// The address asked for.
+        ip: std::net::IpAddr,
+        /// The port.
+        port: u16,
+        /// The flag or setting that changes it.
+        hint: &'static str,
+    },
+    /// Any other socket error.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Io {
+        /// `proxy port` or `admin port`.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A worker thread could not start.
+    #[error("cannot start a proxy worker thread: {source}")]
+    Worker {
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+const PROXY: (&str, &str) = ("proxy port", "--port or the `port` setting");
+const ADMIN: (&str, &str) = ("admin port", "--admin-port or the `adminPort` setting");
+
+fn io_error(which: (&'static str, &'static str), addr: SocketAddr, e: std::io::Error) -> BindError {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        BindError::Busy {
+            what: which.0,
+            ip: addr.ip(),
+            port: addr.port(),
+            hint: which.1,
+        }
+    } else {
+        BindError::Io {
+            what: which.0,
+            addr,
+            source: e,
+        }
+    }
+}
+
+fn socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Lets a restarted gateway bind while old connections sit in TIME_WAIT; it does not let
+    // two listeners share the port (Linux refuses a bind next to a listening socket).
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+/// The proxy sockets: one per worker, all on `addr`.
+pub struct ProxyListeners {
+    /// Where they are bound (the real port when 0 was asked for).
+    pub addr: SocketAddr,
+    sockets: Vec<std::net::TcpListener>,
+}
+
+/// Binds `workers` sockets on `addr`, after checking that nobody listens there.
+pub fn bind_proxy(addr: SocketAddr, workers: usize) -> Result<ProxyListeners, BindError> {
+    let err = |e| io_error(PROXY, addr, e);
+    let probe = socket(addr, false).map_err(err)?;
+    let bound = probe.local_addr().map_err(err)?.as_socket().unwrap_or(addr);
+    drop(probe);
+    let mut sockets = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let s = socket(bound, true).map_err(|e| io_error(PROXY, bound, e))?;
+        s.listen(1024).map_err(|e| io_error(PROXY, bound, e))?;
+        sockets.push(s.into());
+    }
+    Ok(ProxyListeners {
+        addr: bound,
+        sockets,
+    })
+}
+
+/// Starts one thread per socket, each with its own current-thread runtime and client.
+pub fn spawn_workers(
+    listeners: ProxyListeners,
+    shared: Arc<Shared>,
+    role: Role,
+    shutdown: &watch::Receiver<Option<Duration>>,
+) -> std::io::Result<Vec<oneshot::Receiver<()>>> {
+    let mut done = Vec::new();
+    for (i, listener) in listeners.sockets.into_iter().enumerate() {
+        let (done_tx, done_rx) = oneshot::channel();
+        let (shared, rx) = (shared.clone(), shutdown.clone());
+        std::thread::Builder::new()
+            .name(format!("weir-worker-{i}"))
+            .spawn(move || {
+                shared.access_log().install_local();
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(async move {
+                        match TcpListener::from_std(listener) {
+                            Ok(l) => {
+                                let flusher = tokio::spawn(flush_access_log());
+                                accept_loop(l, shared, role, rx, new_client())
+                                    .instrument(info_span!("worker", id = i))
+                                    .await;
+                                flusher.abort();
+                            }
+                            Err(e) => error!("worker {i} cannot listen: {e}"),
+                        }
+                    }),
+                    Err(e) => error!("worker {i} cannot start a runtime: {e}"),
+                }
+                access_log::flush_local(true);
+                let _ = done_tx.send(());
+            })?;
+        done.push(done_rx);
+    }
+    Ok(done)
+}
+
+/// Hands this worker's access-log lines over even when no new request comes.
+async fn flush_access_log() {
+    let mut tick = tokio::time::interval(access_log::FLUSH_AFTER);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        access_log::flush_local(false);
+    }
+}
+
+/// Binds the admin listener and serves it on the current runtime.
+pub async fn spawn_admin(
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<Option<Duration>>,
+) -> Result<(JoinHandle<()>, SocketAddr), BindError> {
+    let err = |e| io_error(ADMIN, addr, e);
+    let s = socket(addr, false).map_err(err)?;
+    s.listen(1024).map_err(err)?;
+    let l = TcpListener::from_std(s.into()).map_err(err)?;
+    let bound = l.local_addr().map_err(err)?;
+    let task = tokio::spawn(
+        accept_loop(l, shared, Role::Admin, shutdown, new_client())
+            .instrument(info_span!("admin_listener")),
+    );
+    Ok((task, bound))
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    role: Role,
+    mut shutdown: watch::Receiver<Option<Duration>>,
+    client: HttpClient,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let drain = loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Usually EMFILE: back off instead of spinning.
+                        warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let (shared, client) = (shared.clone(), client.clone());
+                let svc = service_fn(move |req| {
+                    let (shared, client) = (shared.clone(), client.clone());
+                    async move {
+                        Ok::<_, Infallible>(handler::handle(&shared, &client, role, req, peer).await)
+                    }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .serve_connection(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        debug!(%peer, "connection ended: {e}");
+                    }
+                });
+            }
+            changed = shutdown.changed() => {
+                let drain = if changed.is_ok() { *shutdown.borrow() } else { Some(Duration::ZERO) };
+                if let Some(d) = drain { break d; }
+            }
+        }
+    };
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => debug!("all connections drained"),
+        _ = tokio::time::sleep(drain) => warn!("drain timeout reached; closing remaining connections"),
+    }
+}
+
+/// How often per-client limiter state of idle clients is dropped.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// Keeps per-client rate-limit state bounded by the number of recently active clients.
+pub async fn sweep_idle_clients(
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<Option<Duration>>,
+) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let table = shared.table();
+                // Sweeping walks every client bucket: keep it off the async workers.
+                let _ = tokio::task::spawn_blocking(move || table.forget_idle_clients()).await;
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_someone_listens_on_is_refused_by_name() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        match bind_proxy(addr, 2) {
+            Err(BindError::Busy { port, .. }) => assert_eq!(port, addr.port()),
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("bound a port that is in use"),
+        }
+    }
+
+    #[test]
+    fn a_second_gateway_cannot_join_the_first_ones_port() {
+        let first = bind_proxy("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        let err = bind_proxy(first.addr, 2)
+            .err()
+            .expect("second bind refused");
+        assert!(err.to_string().contains("--port"), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("port {} is already in use", first.addr.port())),
+            "{err}"
+        );
+    }
+}
