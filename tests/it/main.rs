@@ -11,6 +11,7 @@ mod controller;
 mod crd;
 mod encodings;
 mod forwarding;
+mod hardening;
 mod krakend;
 mod metrics;
 mod qos;

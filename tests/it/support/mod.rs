@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod nginx;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -78,6 +79,9 @@ where
     let rec = received.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            // Headers and body are written separately: without this a delayed ACK holds
+            // the body back 40 ms and hides the gateway's own latency.
+            let _ = stream.set_nodelay(true);
             let handler = handler.clone();
             let rec = rec.clone();
             tokio::spawn(async move {
@@ -149,6 +153,7 @@ where
     let handler = Arc::new(handler);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
             let handler = handler.clone();
             tokio::spawn(async move { handler(stream).await });
         }
@@ -194,6 +199,25 @@ impl Gw {
     /// The generation of the table serving now.
     pub fn generation(&self) -> u64 {
         self.gw.handle.shared().table().generation
+    }
+    /// Reloads refused so far (`weir_config_reloads_total{result="rejected"}`).
+    pub fn rejected_reloads(&self) -> u64 {
+        let text = self.gw.handle.shared().metrics().render();
+        text.lines()
+            .find(|l| l.starts_with("weir_config_reloads_total{result=\"rejected\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+    /// Waits until more than `than` reloads were refused.
+    pub async fn wait_rejected_above(&self, than: u64) {
+        for _ in 0..400 {
+            if self.rejected_reloads() > than {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no rejected reload within 4s");
     }
     /// Waits until the generation passes `than` (a reload happened).
     pub async fn wait_generation_above(&self, than: u64) {
@@ -298,4 +322,22 @@ pub async fn send(
 /// GET without headers.
 pub async fn get(url: &str) -> Resp {
     send("GET", url, &[], Bytes::new()).await
+}
+
+/// Sends raw bytes on a new connection and returns everything read until the server closes
+/// it or `wait` passes without more data.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8], wait: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(wait, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
