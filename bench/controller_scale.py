@@ -44,6 +44,7 @@ ENDPOINTS = f'/apis/weir.dev/v1alpha1/namespaces/{NS}/endpoints'
 HARNESS_CLIENT = 'Python'  # the emulator counts requests by User-Agent; aiohttp's starts so
 
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no bench/__pycache__ left in the work tree
 from bench import enter_netns, proc_tree, cpu_seconds  # noqa: E402  (same directory)
 
 
