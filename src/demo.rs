@@ -103,7 +103,7 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
     let file = dir.join("gateway.yaml");
     std::fs::write(&file, config_yaml(upstream, port))?;
     let mut opts = LocalOptions::new(&file);
-    opts.bind = Ipv4Addr::LOCALHOST.into();
+    opts.bind = Some(Ipv4Addr::LOCALHOST.into());
     let gw = local::start(opts).await?;
     let base = format!("http://{}", gw.handle.proxy_addr);
     println!("Weir demo: gateway on {base}, example upstreams on http://{upstream}");

@@ -1,6 +1,6 @@
 //! Local mode: serve a configuration file or directory, and hot-reload it on change.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +20,8 @@ pub struct LocalOptions {
     pub config: PathBuf,
     /// Overrides the settings' port.
     pub port: Option<u16>,
-    /// Address to bind (default 0.0.0.0).
-    pub bind: IpAddr,
+    /// Address to bind instead of the settings' `listen`.
+    pub bind: Option<IpAddr>,
     /// How often the files are checked.
     pub watch_interval: Duration,
     /// Overrides the settings' `accessLog`.
@@ -38,7 +38,7 @@ impl LocalOptions {
         Self {
             config: config.into(),
             port: None,
-            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            bind: None,
             watch_interval: watch::DEFAULT_INTERVAL,
             metrics: Arc::new(Metrics::new()),
             access_log: None,
@@ -139,8 +139,10 @@ pub async fn start(opts: LocalOptions) -> Result<LocalGateway, StartError> {
     let shared = Shared::with_metrics(gateway, true, opts.metrics.clone())?;
     let handle = GatewayHandle::start(
         shared.clone(),
-        SocketAddr::new(opts.bind, settings.port),
-        settings.admin_port.map(|p| SocketAddr::new(opts.bind, p)),
+        SocketAddr::new(opts.bind.unwrap_or(settings.listen), settings.port),
+        settings
+            .admin_port
+            .map(|p| SocketAddr::new(opts.bind.unwrap_or(settings.listen), p)),
     )
     .await?;
     let watcher = watch::spawn(opts.config.clone(), opts.watch_interval, fp, cache, {

@@ -510,7 +510,7 @@ async fn free_port() -> u16 {
 
 async fn start_gateway(config: PathBuf) -> LocalGateway {
     let mut opts = LocalOptions::new(config);
-    opts.bind = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    opts.bind = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
     opts.access_log = Some(false);
     // KrakenD's suite runs its binary with `-d`: specs use /__debug/ as a backend.
     opts.debug = true;

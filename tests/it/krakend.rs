@@ -21,7 +21,7 @@ fn write_krakend(dir: &Path, text: &str) -> std::path::PathBuf {
 async fn serve(path: &Path, debug: bool) -> LocalGateway {
     let mut opts = LocalOptions::new(path);
     opts.port = Some(0);
-    opts.bind = Ipv4Addr::LOCALHOST.into();
+    opts.bind = Some(Ipv4Addr::LOCALHOST.into());
     opts.access_log = Some(false);
     opts.debug = debug;
     local::start(opts).await.expect("gateway starts")

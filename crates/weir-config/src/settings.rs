@@ -61,6 +61,34 @@ pub enum FlavorSpec {
     Krakend,
 }
 
+/// One certificate and its key (PEM files).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CertificateSpec {
+    /// Certificate chain, leaf first.
+    pub cert_file: String,
+    /// Private key.
+    pub key_file: String,
+}
+
+/// TLS termination on the proxy port.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsSpec {
+    /// Certificates picked by SNI; the first is the default.
+    #[serde(default)]
+    pub certificates: Vec<CertificateSpec>,
+    /// `"1.2"` (default) or `"1.3"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<String>,
+    /// An extra plain-HTTP port beside TLS (0 or absent = none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Answer plain HTTP on `port` with 308 to https.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_http: Option<bool>,
+}
+
 /// The settings file as written.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -110,6 +138,18 @@ pub struct SettingsFile {
     /// Proxies in front of Weir (CIDRs or addresses) whose `X-Forwarded-For` is believed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<String>,
+    /// Bind address of the proxy and admin listeners (default 0.0.0.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// HTTP/2 beside HTTP/1.1 (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http2: Option<bool>,
+    /// TLS termination on the proxy port (plain HTTP when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+    /// Idle timeout of an upgraded WebSocket connection (default 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub websocket_idle_timeout: Option<String>,
     /// Endpoints (local mode).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<EndpointSpec>,
@@ -136,6 +176,11 @@ impl SettingsFile {
             }),
         };
         let timeout = dur("timeout", &self.timeout, d.timeout);
+        let websocket_idle_timeout = dur(
+            "websocketIdleTimeout",
+            &self.websocket_idle_timeout,
+            d.websocket_idle_timeout,
+        );
         let cache_ttl = dur("cacheTTL", &self.cache_ttl, d.cache_ttl);
         let mut rl_errors = Vec::new();
         let rate_limit = self
@@ -220,8 +265,72 @@ impl SettingsFile {
                     }
                 })
                 .collect(),
+            listen: match &self.listen {
+                None => d.listen,
+                Some(text) => text.parse().unwrap_or_else(|_| {
+                    err(
+                        "listen",
+                        format!("{text:?} is not an IP address (0.0.0.0, ::, 127.0.0.1)"),
+                    );
+                    d.listen
+                }),
+            },
+            http2: self.http2.unwrap_or(d.http2),
+            tls: self.tls.as_ref().map(|t| t.to_model(&mut err)),
+            websocket_idle_timeout,
         };
         (settings, errors)
+    }
+}
+
+impl TlsSpec {
+    fn to_model(&self, err: &mut impl FnMut(&str, String)) -> model::TlsSettings {
+        if self.certificates.is_empty() {
+            err(
+                "tls.certificates",
+                "at least one certificate (certFile + keyFile) is needed".into(),
+            );
+        }
+        for (i, c) in self.certificates.iter().enumerate() {
+            if c.cert_file.is_empty() || c.key_file.is_empty() {
+                err(
+                    &format!("tls.certificates[{i}]"),
+                    "needs both certFile and keyFile".into(),
+                );
+            }
+        }
+        let min_version = match self.min_version.as_deref() {
+            None | Some("1.2") => model::TlsVersion::V1_2,
+            Some("1.3") => model::TlsVersion::V1_3,
+            Some(other) => {
+                err(
+                    "tls.minVersion",
+                    format!("{other:?} is not a supported TLS version (\"1.2\" or \"1.3\")"),
+                );
+                model::TlsVersion::V1_2
+            }
+        };
+        let plain_port = self.port.filter(|p| *p != 0);
+        let redirect_http = self.redirect_http.unwrap_or(false);
+        if redirect_http && plain_port.is_none() {
+            err(
+                "tls.redirectHttp",
+                "redirects plain HTTP from tls.port, which is not set".into(),
+            );
+        }
+        model::TlsSettings {
+            certificates: self
+                .certificates
+                .iter()
+                .map(|c| model::CertificatePair {
+                    cert_file: c.cert_file.clone().into(),
+                    key_file: c.key_file.clone().into(),
+                })
+                .collect(),
+            min_version,
+            plain_port,
+            redirect_http,
+        }
     }
 }
 

@@ -15,7 +15,7 @@ pub mod status;
 pub mod writer;
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,8 +59,8 @@ pub struct ControllerOptions {
     pub port: Option<u16>,
     /// Overrides the settings' admin port.
     pub admin_port: Option<u16>,
-    /// Address to bind.
-    pub bind: IpAddr,
+    /// Address to bind instead of the settings' `listen`.
+    pub bind: Option<IpAddr>,
     /// Leader election.
     pub lease: LeaseOptions,
     /// Quiet time that ends a burst of changes.
@@ -78,7 +78,7 @@ impl ControllerOptions {
             config: None,
             port: None,
             admin_port: None,
-            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            bind: None,
             lease: LeaseOptions {
                 namespace: lease_namespace.into(),
                 name: "weir-controller".into(),
@@ -188,8 +188,10 @@ pub async fn start_with_client(
     )?;
     let gateway = GatewayHandle::start(
         shared.clone(),
-        SocketAddr::new(opts.bind, settings.port),
-        settings.admin_port.map(|p| SocketAddr::new(opts.bind, p)),
+        SocketAddr::new(opts.bind.unwrap_or(settings.listen), settings.port),
+        settings
+            .admin_port
+            .map(|p| SocketAddr::new(opts.bind.unwrap_or(settings.listen), p)),
     )
     .await?;
 

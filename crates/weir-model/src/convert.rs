@@ -428,6 +428,8 @@ pub fn endpoint_to_model(
             ),
             follow_redirects: b.follow_redirects.unwrap_or(true),
             redirect_same_host_only: b.redirect_same_host_only,
+            tls: b.tls.as_ref().map(|t| backend_tls(&mut cx, &f("tls"), t)),
+            http2: b.http2,
         });
     }
 
@@ -451,6 +453,35 @@ pub fn endpoint_to_model(
         allow_encoded_slashes: spec.allow_encoded_slashes,
         backends,
     })
+}
+
+fn backend_tls(cx: &mut Ctx<'_>, field: &str, t: &BackendTlsSpec) -> crate::BackendTls {
+    let path = |p: &Option<String>| {
+        p.as_ref()
+            .filter(|s| !s.is_empty())
+            .map(std::path::PathBuf::from)
+    };
+    if t.cert_file.is_some() != t.key_file.is_some() {
+        cx.err(
+            format!("{field}.certFile"),
+            "a client certificate needs both certFile and keyFile",
+        );
+    }
+    if let Some(name) = &t.server_name {
+        if name.is_empty() || name.contains(['/', ' ', ':']) {
+            cx.err(
+                format!("{field}.serverName"),
+                format!("must be a bare host name (got {name:?})"),
+            );
+        }
+    }
+    crate::BackendTls {
+        ca_file: path(&t.ca_file),
+        server_name: t.server_name.clone(),
+        cert_file: path(&t.cert_file),
+        key_file: path(&t.key_file),
+        insecure_skip_verify: t.insecure_skip_verify,
+    }
 }
 
 fn max_response_size(cx: &mut Ctx<'_>, field: &str, value: Option<u64>) -> usize {

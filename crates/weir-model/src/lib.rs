@@ -429,6 +429,58 @@ pub struct Backend {
     pub follow_redirects: bool,
     /// Follow only redirects to the same scheme, host and port.
     pub redirect_same_host_only: bool,
+    /// TLS options for `https` hosts.
+    pub tls: Option<BackendTls>,
+    /// Talk HTTP/2 (ALPN on https, prior knowledge on http).
+    pub http2: bool,
+}
+
+/// How the gateway connects to an `https` backend.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct BackendTls {
+    /// A PEM file of CA certificates to trust instead of the public roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The name to verify the backend's certificate against (and send as SNI).
+    pub server_name: Option<String>,
+    /// Client certificate chain (PEM), for mutual TLS.
+    pub cert_file: Option<std::path::PathBuf>,
+    /// Its private key (PEM).
+    pub key_file: Option<std::path::PathBuf>,
+    /// Accept any certificate (never in production: anyone on the path can impersonate the
+    /// backend).
+    pub insecure_skip_verify: bool,
+}
+
+/// The lowest TLS version the proxy port accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TlsVersion {
+    /// TLS 1.2 and 1.3.
+    #[default]
+    V1_2,
+    /// TLS 1.3 only.
+    V1_3,
+}
+
+/// One certificate the proxy port serves.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CertificatePair {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: std::path::PathBuf,
+    /// PEM private key.
+    pub key_file: std::path::PathBuf,
+}
+
+/// TLS termination on the proxy port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TlsSettings {
+    /// Served by SNI; the first is the default.
+    pub certificates: Vec<CertificatePair>,
+    /// Lowest version accepted.
+    pub min_version: TlsVersion,
+    /// An extra plain-HTTP port beside TLS (`None` = none).
+    pub plain_port: Option<u16>,
+    /// On that port, answer every request with a 308 to https.
+    pub redirect_http: bool,
 }
 
 /// One public route.
@@ -537,6 +589,14 @@ pub struct Settings {
     pub cors: Option<Cors>,
     /// Peers (CIDRs) whose `X-Forwarded-For` is believed: load balancers in front of Weir.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Bind address of the proxy and admin listeners.
+    pub listen: std::net::IpAddr,
+    /// Serve HTTP/2 (ALPN on TLS, prior knowledge on plain ports) beside HTTP/1.1.
+    pub http2: bool,
+    /// TLS termination on the proxy port.
+    pub tls: Option<TlsSettings>,
+    /// How long an upgraded (WebSocket) connection may stay silent in both directions.
+    pub websocket_idle_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -558,6 +618,10 @@ impl Default for Settings {
             flavor: Flavor::Weir,
             cors: None,
             trusted_proxies: Vec::new(),
+            listen: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            http2: true,
+            tls: None,
+            websocket_idle_timeout: Duration::from_secs(3600),
         }
     }
 }

@@ -280,6 +280,35 @@ pub struct BackendSpec {
     /// Follow only redirects that stay on the same scheme, host and port (default false).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub redirect_same_host_only: bool,
+    /// TLS options for `https` hosts: a private CA, the name to verify, a client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<BackendTlsSpec>,
+    /// Talk HTTP/2 to the backend (ALPN on https, prior knowledge on http); gRPC needs it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub http2: bool,
+}
+
+/// How the gateway connects to an `https` backend. In Kubernetes the files come from a
+/// mounted Secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendTlsSpec {
+    /// PEM file of CA certificates to trust instead of the public roots (a private CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Name to verify the backend certificate against and send as SNI (default: the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// PEM client certificate chain for mutual TLS (with keyFile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<String>,
+    /// PEM private key of the client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// Accept any backend certificate (default false). Never in production: anyone on the
+    /// path could impersonate the backend; the gateway warns when it is on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_verify: bool,
 }
 
 /// One public route: what the gateway answers on `method path` and which backends it asks.

@@ -37,6 +37,18 @@ pub enum RouteError {
         #[source]
         source: matchit::InsertError,
     },
+    /// A backend setting could not be compiled (TLS files unreadable or mismatched).
+    #[error("{origin}: endpoint {path}: {field}: {message}")]
+    Backend {
+        /// Where the endpoint came from.
+        origin: String,
+        /// Its path.
+        path: String,
+        /// The field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Compiling panicked (a bug); the previous table keeps serving.
     #[error("building the route table failed unexpectedly: {0}")]
     Panic(String),
@@ -47,7 +59,9 @@ impl RouteError {
     /// namespace/name), so a caller can refuse that one and keep the others.
     pub fn origin(&self) -> Option<&str> {
         match self {
-            RouteError::Conflict { origin, .. } | RouteError::Shape { origin, .. } => Some(origin),
+            RouteError::Conflict { origin, .. }
+            | RouteError::Shape { origin, .. }
+            | RouteError::Backend { origin, .. } => Some(origin),
             RouteError::Panic(_) => None,
         }
     }
@@ -113,12 +127,15 @@ impl RouteTable {
                 Some(o) if !flavor_changed && (Arc::ptr_eq(&o.model, ep) || o.model == *ep) => {
                     o.clone()
                 }
-                _ => Arc::new(compile_endpoint(
-                    ep.clone(),
-                    old.map(|o| o.as_ref()),
-                    flavor,
-                    metrics,
-                )),
+                _ => Arc::new(
+                    compile_endpoint(ep.clone(), old.map(|o| o.as_ref()), flavor, metrics)
+                        .map_err(|(field, message)| RouteError::Backend {
+                            origin: ep.origin.clone(),
+                            path: ep.path.to_string(),
+                            field,
+                            message,
+                        })?,
+                ),
             };
             let m = &compiled.model;
             router

@@ -242,7 +242,7 @@ pub async fn gateway(yaml: &str) -> Gw {
     std::fs::write(&path, yaml).unwrap();
     let mut opts = LocalOptions::new(&path);
     opts.port = Some(0);
-    opts.bind = Ipv4Addr::LOCALHOST.into();
+    opts.bind = Some(Ipv4Addr::LOCALHOST.into());
     opts.watch_interval = Duration::from_millis(20);
     // The access log writes to the process's real stdout, which the test harness cannot
     // capture; tests/cli.rs checks it through the binary.

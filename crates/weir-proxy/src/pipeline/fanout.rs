@@ -9,11 +9,11 @@ use crate::pipeline::deadline::{timed_out, Deadline};
 use crate::pipeline::inbound::Inbound;
 use crate::pipeline::merge::Outcome;
 use crate::plan::CompiledEndpoint;
-use crate::upstream::{self, Answer, HttpClient};
+use crate::upstream::{self, Answer, Clients};
 
 /// Calls backend `index` `concurrentCalls` times; the first good answer wins.
 async fn call_backend(
-    client: &HttpClient,
+    clients: &Clients,
     ep: &CompiledEndpoint,
     index: usize,
     inbound: &Inbound,
@@ -23,10 +23,10 @@ async fn call_backend(
     let backend = &ep.backends[index];
     let n = ep.model.concurrent_calls.max(1);
     if n == 1 {
-        return upstream::call(client, ep, backend, inbound, previous, deadline.at()).await;
+        return upstream::call(clients, ep, backend, inbound, previous, deadline.at()).await;
     }
     let mut calls: FuturesUnordered<_> = (0..n)
-        .map(|_| upstream::call(client, ep, backend, inbound, previous, deadline.at()))
+        .map(|_| upstream::call(clients, ep, backend, inbound, previous, deadline.at()))
         .collect();
     let mut last = BackendError::Timeout;
     while let Some(result) = calls.next().await {
@@ -40,14 +40,19 @@ async fn call_backend(
 
 /// Every backend at once; what has not answered by the deadline is cut off.
 pub async fn parallel(
-    client: &HttpClient,
+    clients: &Clients,
     ep: &CompiledEndpoint,
     inbound: &Inbound,
     deadline: Deadline,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let mut pending: FuturesUnordered<_> = (0..ep.backends.len())
-        .map(|i| async move { (i, call_backend(client, ep, i, inbound, &[], deadline).await) })
+        .map(|i| async move {
+            (
+                i,
+                call_backend(clients, ep, i, inbound, &[], deadline).await,
+            )
+        })
         .collect();
     let mut done = vec![false; ep.backends.len()];
     let expired = deadline.expired();
@@ -78,7 +83,7 @@ pub async fn parallel(
 /// One backend after the other; each sees the answers before it (`{respN_field}`). The
 /// first failure stops the chain.
 pub async fn sequential(
-    client: &HttpClient,
+    clients: &Clients,
     ep: &CompiledEndpoint,
     inbound: &Inbound,
     deadline: Deadline,
@@ -86,7 +91,7 @@ pub async fn sequential(
     let mut outcome = Outcome::default();
     let mut previous: Vec<Option<Map<String, Value>>> = Vec::with_capacity(ep.backends.len());
     for i in 0..ep.backends.len() {
-        let call = call_backend(client, ep, i, inbound, &previous, deadline);
+        let call = call_backend(clients, ep, i, inbound, &previous, deadline);
         match deadline.run(call).await {
             Some(Ok(answer)) => {
                 previous.push(Some(answer.data.clone()));

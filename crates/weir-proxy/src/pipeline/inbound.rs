@@ -221,7 +221,13 @@ impl Inbound {
         };
         Self {
             method: parts.method,
-            forwarded_host: headers.get(header::HOST).cloned(),
+            // HTTP/2 carries the host in `:authority` (the URI) instead of `Host`.
+            forwarded_host: headers.get(header::HOST).cloned().or_else(|| {
+                parts
+                    .uri
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            }),
             query: parse_query(parts.uri.query()),
             forwardable,
             headers,

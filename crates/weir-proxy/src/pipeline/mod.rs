@@ -9,10 +9,12 @@
 
 pub mod deadline;
 pub mod fanout;
+pub mod grpc;
 pub mod inbound;
 pub mod merge;
 pub mod noop;
 pub mod stream;
+pub mod upgrade;
 
 use std::net::SocketAddr;
 
@@ -30,7 +32,7 @@ use crate::plan::CompiledEndpoint;
 use crate::router::Params;
 use crate::table::RouteTable;
 use crate::telemetry::metrics::Scope;
-use crate::upstream::{decode::OFFLOAD_THRESHOLD, HttpClient};
+use crate::upstream::{decode::OFFLOAD_THRESHOLD, Clients};
 use crate::{codec, full, Body};
 use deadline::Deadline;
 use inbound::Inbound;
@@ -42,7 +44,8 @@ pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
 /// Serves one request for `ep` with the parameters the router found.
 pub async fn handle(
     table: &RouteTable,
-    client: &HttpClient,
+    metrics: &std::sync::Arc<crate::telemetry::metrics::Metrics>,
+    clients: &Clients,
     ep: &CompiledEndpoint,
     params: Params,
     req: Request<Incoming>,
@@ -60,8 +63,9 @@ pub async fn handle(
     let chunked_bodies = settings.flavor == Flavor::KrakenD;
     let show_errors = settings.return_error_message;
     let trusted = &settings.trusted_proxies;
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     if ep.model.output_encoding == OutputEncoding::NoOp {
+        let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
         let inbound = Inbound::new(
             parts,
             params,
@@ -70,16 +74,18 @@ pub async fn handle(
             trusted,
             chunked_bodies,
         );
-        return noop::handle(
-            client,
-            ep,
+        let request = noop::NoOpRequest {
             inbound,
             body,
-            settings.flavor,
+            on_upgrade,
+        };
+        let noop_settings = noop::NoOpSettings {
+            flavor: settings.flavor,
             show_errors,
-            deadline,
-        )
-        .await;
+            websocket_idle: settings.websocket_idle_timeout,
+            metrics,
+        };
+        return noop::handle(clients, ep, request, noop_settings, deadline).await;
     }
     let declared = parts
         .headers
@@ -127,9 +133,9 @@ pub async fn handle(
         .map(str::to_string);
     let inbound = Inbound::new(parts, params, body, peer.ip(), trusted, chunked_bodies);
     let mut outcome = if ep.model.sequential {
-        fanout::sequential(client, ep, &inbound, deadline).await
+        fanout::sequential(clients, ep, &inbound, deadline).await
     } else {
-        fanout::parallel(client, ep, &inbound, deadline).await
+        fanout::parallel(clients, ep, &inbound, deadline).await
     };
     let completed = outcome.completed();
     let mut static_applied = false;

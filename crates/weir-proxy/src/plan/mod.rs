@@ -20,6 +20,7 @@ use weir_model::{self as model, BaseUrl, StaticStrategy};
 use crate::qos::{CircuitBreaker, ClientLimiter, Limiter};
 use crate::telemetry::metrics::{BackendMetrics, EndpointMetrics, Metrics};
 use crate::transform::TransformPlan;
+use crate::upstream::Profile;
 use client_key::ClientKeyPlan;
 use filter::{HeaderFilter, QueryFilter};
 use url::UrlPlan;
@@ -48,6 +49,8 @@ pub struct CompiledBackend {
     pub breaker: Option<Arc<CircuitBreaker>>,
     /// Metric handles.
     pub metrics: BackendMetrics,
+    /// Its own connection settings (TLS, HTTP/2), or `None` for the default client.
+    pub profile: Option<Arc<Profile>>,
     next_host: AtomicUsize,
 }
 
@@ -107,20 +110,30 @@ pub struct CompiledEndpoint {
 }
 
 /// Compiles one endpoint. `old` is the endpoint of the same route in the previous table:
-/// limiter and breaker state carry over wherever their settings did not change.
+/// limiter and breaker state carry over wherever their settings did not change. Fails when
+/// a backend's TLS files cannot be used (field and reason).
 pub fn compile_endpoint(
     model: Arc<model::Endpoint>,
     old: Option<&CompiledEndpoint>,
     flavor: model::Flavor,
     metrics: &Arc<Metrics>,
-) -> CompiledEndpoint {
+) -> Result<CompiledEndpoint, (String, String)> {
     let ep = &model;
     let template = ep.path.as_str();
     let backends: Vec<CompiledBackend> = ep
         .backends
         .iter()
         .enumerate()
-        .map(|(i, b)| {
+        .map(|(i, b)| -> Result<CompiledBackend, (String, String)> {
+            let profile = Profile::compile(b)
+                .map_err(|e| (format!("backends[{i}].tls"), e.to_string()))?;
+            if b.tls.as_ref().is_some_and(|t| t.insecure_skip_verify) {
+                tracing::warn!(
+                    endpoint = %ep.path,
+                    backend = i,
+                    "insecureSkipVerify is on: this backend's certificate is not verified, so anyone on the network path can impersonate it"
+                );
+            }
             let label = format!(
                 "{}{}",
                 b.hosts.first().map(ToString::to_string).unwrap_or_default(),
@@ -145,7 +158,7 @@ pub fn compile_endpoint(
                     })
             });
             let headers = HeaderFilter::compile(&ep.input_headers, b.input_headers.as_ref());
-            CompiledBackend {
+            Ok(CompiledBackend {
                 url: UrlPlan::compile(&b.url_pattern, &ep.path),
                 method: b.method.to_http(),
                 forwards_accept_encoding: headers.allows(&http::header::ACCEPT_ENCODING),
@@ -159,11 +172,12 @@ pub fn compile_endpoint(
                 breaker,
                 metrics: metrics.backend(template, &label),
                 label,
+                profile,
                 next_host: AtomicUsize::new(0),
                 model: b.clone(),
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let limiter = ep.rate_limit.endpoint.map(|rate| {
         old.and_then(|o| o.limiter.clone())
             .filter(|l| l.rate == rate)
@@ -185,12 +199,10 @@ pub fn compile_endpoint(
     path_params.sort_unstable();
     path_params.dedup();
     let secs = ep.cache_ttl.as_secs();
-    CompiledEndpoint {
-        cache_control: (secs > 0).then(|| HeaderValue::from(secs)).map(|n| {
-            // `public, max-age=` + digits is always a valid header value.
-            HeaderValue::from_str(&format!("public, max-age={}", n.to_str().unwrap_or("0")))
-                .unwrap_or(n)
-        }),
+    Ok(CompiledEndpoint {
+        cache_control: (secs > 0)
+            .then(|| HeaderValue::from_str(&format!("public, max-age={secs}")).ok())
+            .flatten(),
         backends,
         limiter,
         client_limiter,
@@ -203,5 +215,5 @@ pub fn compile_endpoint(
         completed_header: HeaderName::from_static(flavor.completed_header()),
         metrics: metrics.endpoint(template, ep.method.as_str()),
         model,
-    }
+    })
 }

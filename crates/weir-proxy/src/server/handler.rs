@@ -19,7 +19,7 @@ use crate::router::Lookup;
 use crate::server::{cors, guard, Role, Shared};
 use crate::table::RouteTable;
 use crate::telemetry::metrics;
-use crate::upstream::{build::USER_AGENT, HttpClient};
+use crate::upstream::{build::USER_AGENT, Clients};
 use crate::{admin, full, pipeline, Body};
 
 /// Logs `client disconnected` when a request future is dropped before it finished.
@@ -99,10 +99,32 @@ fn trailing_slash_redirect(
     Some(resp)
 }
 
+/// `redirectHttp`: the same request on https, 308 so the method and body are kept.
+fn to_https(req: &Request<Incoming>, port: u16) -> Response<Body> {
+    let Some(host) = request_host(req) else {
+        return plain(StatusCode::BAD_REQUEST, "400 a Host header is needed");
+    };
+    let authority = if port == 443 {
+        host
+    } else {
+        format!("{host}:{port}")
+    };
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let mut resp = Response::new(crate::empty());
+    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    match HeaderValue::from_str(&format!("https://{authority}{target}")) {
+        Ok(v) => {
+            resp.headers_mut().insert(header::LOCATION, v);
+            resp
+        }
+        Err(_) => plain(StatusCode::BAD_REQUEST, "400 bad request target"),
+    }
+}
+
 /// Answers one request.
 pub async fn handle(
     shared: &Shared,
-    client: &HttpClient,
+    clients: &Clients,
     role: Role,
     req: Request<Incoming>,
     peer: SocketAddr,
@@ -127,6 +149,8 @@ pub async fn handle(
     let mut matched: Option<Arc<CompiledEndpoint>> = None;
     let mut resp = if let Err(refusal) = guard::check(req.uri(), req.headers()) {
         plain(refusal.status(), refusal.text())
+    } else if let Role::RedirectHttps { port } = role {
+        to_https(&req, port)
     } else if let Some(policy) = cors_policy.filter(|_| preflight) {
         cors::preflight(policy, req.headers())
     } else if is_admin {
@@ -141,7 +165,9 @@ pub async fn handle(
         };
         match table.router.lookup(host.as_deref(), &method, &path) {
             Lookup::Found(ep, params) => {
-                let mut r = pipeline::handle(&table, client, &ep, params, req, peer).await;
+                let mut r =
+                    pipeline::handle(&table, shared.metrics(), clients, &ep, params, req, peer)
+                        .await;
                 if settings.flavor == Flavor::KrakenD {
                     // KrakenD names itself on every endpoint answer; Weir says who it is.
                     r.headers_mut()

@@ -9,15 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info_span, warn, Instrument};
 
+use crate::server::tls::CertStore;
 use crate::server::{handler, Role, Shared};
 use crate::telemetry::access_log;
-use crate::upstream::{new_client, HttpClient};
+use crate::upstream::Clients;
 
 /// Why a listener could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,9 @@ pub enum BindError {
         #[source]
         source: std::io::Error,
     },
+    /// The proxy port's certificates cannot be served.
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::server::tls::TlsError),
     /// A worker thread could not start.
     #[error("cannot start a proxy worker thread: {source}")]
     Worker {
@@ -58,6 +63,7 @@ pub enum BindError {
 
 const PROXY: (&str, &str) = ("proxy port", "--port or the `port` setting");
 const ADMIN: (&str, &str) = ("admin port", "--admin-port or the `adminPort` setting");
+const PLAIN: (&str, &str) = ("plain HTTP port", "the `tls.port` setting");
 
 fn io_error(which: (&'static str, &'static str), addr: SocketAddr, e: std::io::Error) -> BindError {
     if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -100,14 +106,27 @@ pub struct ProxyListeners {
 
 /// Binds `workers` sockets on `addr`, after checking that nobody listens there.
 pub fn bind_proxy(addr: SocketAddr, workers: usize) -> Result<ProxyListeners, BindError> {
-    let err = |e| io_error(PROXY, addr, e);
+    bind_group(PROXY, addr, workers)
+}
+
+/// The same for the plain-HTTP port beside TLS.
+pub fn bind_plain(addr: SocketAddr, workers: usize) -> Result<ProxyListeners, BindError> {
+    bind_group(PLAIN, addr, workers)
+}
+
+fn bind_group(
+    which: (&'static str, &'static str),
+    addr: SocketAddr,
+    workers: usize,
+) -> Result<ProxyListeners, BindError> {
+    let err = |e| io_error(which, addr, e);
     let probe = socket(addr, false).map_err(err)?;
     let bound = probe.local_addr().map_err(err)?.as_socket().unwrap_or(addr);
     drop(probe);
     let mut sockets = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let s = socket(bound, true).map_err(|e| io_error(PROXY, bound, e))?;
-        s.listen(1024).map_err(|e| io_error(PROXY, bound, e))?;
+        let s = socket(bound, true).map_err(|e| io_error(which, bound, e))?;
+        s.listen(1024).map_err(|e| io_error(which, bound, e))?;
         sockets.push(s.into());
     }
     Ok(ProxyListeners {
@@ -116,17 +135,32 @@ pub fn bind_proxy(addr: SocketAddr, workers: usize) -> Result<ProxyListeners, Bi
     })
 }
 
-/// Starts one thread per socket, each with its own current-thread runtime and client.
+/// Every socket of the proxy: the proxy port, and the plain-HTTP port beside TLS.
+pub struct Sockets {
+    /// The proxy port (TLS when configured).
+    pub proxy: ProxyListeners,
+    /// `tls.port`, with the role its requests get.
+    pub plain: Option<(ProxyListeners, Role)>,
+}
+
+/// Starts one thread per proxy socket, each with its own current-thread runtime and
+/// clients; a worker also serves its share of the plain-HTTP port.
 pub fn spawn_workers(
-    listeners: ProxyListeners,
+    sockets: Sockets,
     shared: Arc<Shared>,
     role: Role,
     shutdown: &watch::Receiver<Option<Duration>>,
 ) -> std::io::Result<Vec<oneshot::Receiver<()>>> {
     let mut done = Vec::new();
-    for (i, listener) in listeners.sockets.into_iter().enumerate() {
+    let mut plain = sockets
+        .plain
+        .map(|(l, r)| (l.sockets.into_iter().map(Some).collect::<Vec<_>>(), r));
+    for (i, listener) in sockets.proxy.sockets.into_iter().enumerate() {
         let (done_tx, done_rx) = oneshot::channel();
         let (shared, rx) = (shared.clone(), shutdown.clone());
+        let extra = plain
+            .as_mut()
+            .and_then(|(ls, r)| ls.get_mut(i).and_then(Option::take).map(|l| (l, *r)));
         std::thread::Builder::new()
             .name(format!("weir-worker-{i}"))
             .spawn(move || {
@@ -135,18 +169,30 @@ pub fn spawn_workers(
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(async move {
-                        match TcpListener::from_std(listener) {
-                            Ok(l) => {
-                                let flusher = tokio::spawn(flush_access_log());
-                                accept_loop(l, shared, role, rx, new_client())
-                                    .instrument(info_span!("worker", id = i))
-                                    .await;
-                                flusher.abort();
+                    Ok(rt) => rt.block_on(
+                        async move {
+                            let clients = Arc::new(Clients::default());
+                            let flusher = tokio::spawn(flush_access_log());
+                            let tls = shared.tls().cloned();
+                            let main = serve_socket(
+                                listener,
+                                shared.clone(),
+                                role,
+                                tls,
+                                rx.clone(),
+                                clients.clone(),
+                            );
+                            match extra {
+                                Some((l, r)) => {
+                                    let side = serve_socket(l, shared, r, None, rx, clients);
+                                    tokio::join!(main, side);
+                                }
+                                None => main.await,
                             }
-                            Err(e) => error!("worker {i} cannot listen: {e}"),
+                            flusher.abort();
                         }
-                    }),
+                        .instrument(info_span!("worker", id = i)),
+                    ),
                     Err(e) => error!("worker {i} cannot start a runtime: {e}"),
                 }
                 access_log::flush_local(true);
@@ -155,6 +201,20 @@ pub fn spawn_workers(
         done.push(done_rx);
     }
     Ok(done)
+}
+
+async fn serve_socket(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    role: Role,
+    tls: Option<Arc<CertStore>>,
+    shutdown: watch::Receiver<Option<Duration>>,
+    clients: Arc<Clients>,
+) {
+    match TcpListener::from_std(listener) {
+        Ok(l) => accept_loop(l, shared, role, tls, shutdown, clients).await,
+        Err(e) => error!("cannot listen: {e}"),
+    }
 }
 
 /// Hands this worker's access-log lines over even when no new request comes.
@@ -179,20 +239,58 @@ pub async fn spawn_admin(
     let l = TcpListener::from_std(s.into()).map_err(err)?;
     let bound = l.local_addr().map_err(err)?;
     let task = tokio::spawn(
-        accept_loop(l, shared, Role::Admin, shutdown, new_client())
-            .instrument(info_span!("admin_listener")),
+        accept_loop(
+            l,
+            shared,
+            Role::Admin,
+            None,
+            shutdown,
+            Arc::new(Clients::default()),
+        )
+        .instrument(info_span!("admin_listener")),
     );
     Ok((task, bound))
+}
+
+/// How long a client may take to complete the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// HTTP/1.1 and HTTP/2 settings of every inbound connection. HTTP/2 limits follow what
+/// hyper offers against abuse: concurrent streams, header list size, and resets (a client
+/// that opens and resets streams faster than they are served is cut off: CVE-2023-44487).
+fn builder(http2: bool) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .max_header_list_size(64 * 1024)
+        .max_pending_accept_reset_streams(Some(64))
+        .max_local_error_reset_streams(Some(256))
+        .keep_alive_interval(Some(Duration::from_secs(60)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    if http2 {
+        b
+    } else {
+        b.http1_only()
+    }
 }
 
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     role: Role,
+    tls: Option<Arc<CertStore>>,
     mut shutdown: watch::Receiver<Option<Duration>>,
-    client: HttpClient,
+    clients: Arc<Clients>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let http2 = shared.table().settings().http2;
+    // HTTP/2 is negotiated per connection on TLS (ALPN); this one serves both.
+    let both = Arc::new(builder(http2));
+    let h1 = Arc::new(builder(false));
     let drain = loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -206,23 +304,55 @@ async fn accept_loop(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let (shared, client) = (shared.clone(), client.clone());
+                let metrics = shared.metrics().clone();
+                let (shared, clients) = (shared.clone(), clients.clone());
                 let svc = service_fn(move |req| {
-                    let (shared, client) = (shared.clone(), client.clone());
+                    let (shared, clients) = (shared.clone(), clients.clone());
                     async move {
-                        Ok::<_, Infallible>(handler::handle(&shared, &client, role, req, peer).await)
+                        Ok::<_, Infallible>(handler::handle(&shared, &clients, role, req, peer).await)
                     }
                 });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
-                    .serve_connection(TokioIo::new(stream), svc);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        debug!(%peer, "connection ended: {e}");
+                match &tls {
+                    None => {
+                        let conn = both.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                        let conn = graceful.watch(conn.into_owned());
+                        tokio::spawn(async move {
+                            if let Err(e) = conn.await {
+                                debug!(%peer, "connection ended: {e}");
+                            }
+                        });
                     }
-                });
+                    Some(store) => {
+                        let acceptor = store.acceptor();
+                        let (both, h1) = (both.clone(), h1.clone());
+                        let watcher = graceful.watcher();
+                        tokio::spawn(async move {
+                            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                            let tls_stream = match handshake {
+                                Ok(Ok(s)) => {
+                                    metrics.tls_handshake(true);
+                                    s
+                                }
+                                Ok(Err(e)) => {
+                                    metrics.tls_handshake(false);
+                                    debug!(%peer, "TLS handshake failed: {e}");
+                                    return;
+                                }
+                                Err(_) => {
+                                    metrics.tls_handshake(false);
+                                    debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            let alpn_h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            let builder = if alpn_h2 { both } else { h1 };
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc);
+                            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                                debug!(%peer, "connection ended: {e}");
+                            }
+                        });
+                    }
+                }
             }
             changed = shutdown.changed() => {
                 let drain = if changed.is_ok() { *shutdown.borrow() } else { Some(Duration::ZERO) };

@@ -10,6 +10,7 @@ pub mod cors;
 pub mod guard;
 pub mod handler;
 pub mod listener;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::admin::{AdminState, Health};
 use crate::table::{RouteError, RouteTable};
 use crate::telemetry::access_log::AccessLog;
 use crate::telemetry::metrics::Metrics;
+use tls::CertStore;
 
 pub use listener::BindError;
 
@@ -35,6 +37,7 @@ pub struct Shared {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     access_log: Arc<AccessLog>,
+    tls: Option<Arc<CertStore>>,
 }
 
 /// What [`Shared::publish`] did.
@@ -55,6 +58,9 @@ pub enum SetupError {
     /// The access-log thread could not start.
     #[error("cannot start the access log: {0}")]
     AccessLog(#[source] std::io::Error),
+    /// The proxy port's certificates cannot be served.
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 impl Shared {
@@ -77,11 +83,16 @@ impl Shared {
             AccessLog::start(metrics.access_log_dropped.clone()).map_err(SetupError::AccessLog)?;
         let health = Arc::new(Health::default());
         health.set_ready(ready);
+        let tls = match &table.settings().tls {
+            Some(t) => Some(Arc::new(CertStore::new(t, table.settings().http2)?)),
+            None => None,
+        };
         Ok(Arc::new(Self {
             table: ArcSwap::from_pointee(table),
             metrics,
             health,
             access_log,
+            tls,
         }))
     }
 
@@ -105,10 +116,14 @@ impl Shared {
             self.metrics.count_reload("unchanged");
             return Ok(Published::Unchanged);
         }
-        if current.settings().port != gateway.settings.port
-            || current.settings().admin_port != gateway.settings.admin_port
+        let (old, new) = (current.settings(), &gateway.settings);
+        if old.port != new.port
+            || old.admin_port != new.admin_port
+            || old.listen != new.listen
+            || old.tls.as_ref().map(|t| t.plain_port) != new.tls.as_ref().map(|t| t.plain_port)
+            || old.tls.is_some() != new.tls.is_some()
         {
-            warn!("port and adminPort changes take effect after a restart");
+            warn!("port, adminPort, listen, tls.port and turning TLS on or off take effect after a restart");
         }
         let generation = current.generation + 1;
         let table = match RouteTable::compile(gateway, generation, Some(&current), &self.metrics) {
@@ -119,6 +134,17 @@ impl Shared {
             }
         };
         let endpoints = table.endpoints.len() as i64;
+        if let (Some(store), Some(tls)) = (&self.tls, &gateway.settings.tls) {
+            if store.settings() != *tls {
+                // Certificates that cannot be served are logged; the previous ones stay.
+                match store.reload(tls, gateway.settings.http2) {
+                    Ok(()) => info!("TLS settings applied"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "TLS settings not applied; the previous certificates keep serving")
+                    }
+                }
+            }
+        }
         self.table.store(Arc::new(table));
         self.metrics.count_reload("applied");
         self.metrics.generation.set(generation as i64);
@@ -168,6 +194,11 @@ impl Shared {
     pub fn access_log(&self) -> &Arc<AccessLog> {
         &self.access_log
     }
+
+    /// The proxy port's certificates, when it terminates TLS.
+    pub fn tls(&self) -> Option<&Arc<CertStore>> {
+        self.tls.as_ref()
+    }
 }
 
 /// Which requests a listener answers.
@@ -180,6 +211,12 @@ pub enum Role {
     },
     /// Only the reserved paths.
     Admin,
+    /// The plain-HTTP port beside TLS with `redirectHttp`: every request gets a 308 to the
+    /// same path on https at this port.
+    RedirectHttps {
+        /// The TLS port.
+        port: u16,
+    },
 }
 
 /// How a gateway stops on SIGTERM/SIGINT.
@@ -226,6 +263,20 @@ pub struct GatewayHandle {
     shutdown: watch::Sender<Option<Duration>>,
     tasks: Vec<JoinHandle<()>>,
     workers: Vec<oneshot::Receiver<()>>,
+    cert_watch: Option<(
+        Arc<std::sync::atomic::AtomicBool>,
+        std::thread::JoinHandle<()>,
+    )>,
+    /// Where the plain-HTTP port beside TLS is bound, if any.
+    pub plain_addr: Option<SocketAddr>,
+}
+
+impl Drop for GatewayHandle {
+    fn drop(&mut self) {
+        if let Some((stop, _)) = &self.cert_watch {
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
 }
 
 /// Number of proxy worker threads: `WEIR_WORKERS`, else one per available core.
@@ -255,8 +306,32 @@ impl GatewayHandle {
         workers: usize,
     ) -> Result<Self, BindError> {
         let (tx, rx) = watch::channel(None);
-        let listeners = listener::bind_proxy(proxy, workers.max(1))?;
+        let workers = workers.max(1);
+        let listeners = listener::bind_proxy(proxy, workers)?;
         let proxy_addr = listeners.addr;
+        let settings = shared.table().settings().clone();
+        let plain = match settings
+            .tls
+            .as_ref()
+            .and_then(|t| t.plain_port.map(|p| (p, t)))
+        {
+            Some((port, tls)) => {
+                let addr = SocketAddr::new(proxy.ip(), port);
+                let socks = listener::bind_plain(addr, workers)?;
+                let role = if tls.redirect_http {
+                    Role::RedirectHttps {
+                        port: proxy_addr.port(),
+                    }
+                } else {
+                    Role::Proxy {
+                        with_admin: admin.is_none(),
+                    }
+                };
+                Some((socks, role))
+            }
+            None => None,
+        };
+        let plain_addr = plain.as_ref().map(|(l, _)| l.addr);
         let mut tasks = Vec::new();
         let mut admin_addr = None;
         if let Some(addr) = admin {
@@ -267,8 +342,24 @@ impl GatewayHandle {
         let role = Role::Proxy {
             with_admin: admin.is_none(),
         };
-        let done = listener::spawn_workers(listeners, shared.clone(), role, &rx)
+        let sockets = listener::Sockets {
+            proxy: listeners,
+            plain,
+        };
+        let done = listener::spawn_workers(sockets, shared.clone(), role, &rx)
             .map_err(|source| BindError::Worker { source })?;
+        let cert_watch = match shared.tls() {
+            Some(store) => {
+                let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let metrics = shared.metrics().clone();
+                let thread = tls::watch(store.clone(), stop.clone(), move |r| {
+                    metrics.count_cert_reload(r.is_ok())
+                })
+                .map_err(|source| BindError::Worker { source })?;
+                Some((stop, thread))
+            }
+            None => None,
+        };
         tasks.push(tokio::spawn(listener::sweep_idle_clients(
             shared.clone(),
             rx,
@@ -281,6 +372,8 @@ impl GatewayHandle {
             shutdown: tx,
             tasks,
             workers: done,
+            cert_watch,
+            plain_addr,
         })
     }
 
@@ -312,13 +405,13 @@ impl GatewayHandle {
     }
 
     /// Stops accepting, lets in-flight requests finish for up to `drain`, then returns.
-    pub async fn shutdown(self, drain: Duration) {
+    pub async fn shutdown(mut self, drain: Duration) {
         self.shared.begin_drain();
         let _ = self.shutdown.send(Some(drain));
-        for t in self.tasks {
+        for t in std::mem::take(&mut self.tasks) {
             let _ = t.await;
         }
-        for w in self.workers {
+        for w in std::mem::take(&mut self.workers) {
             let _ = w.await;
         }
         self.shared.access_log.close();

@@ -49,6 +49,10 @@ pub struct Metrics {
     pub endpoints: IntGauge,
     /// Access-log lines dropped because the log writer fell behind.
     pub access_log_dropped: IntCounter,
+    tls_handshakes: [IntCounter; 2],
+    cert_reloads: [IntCounter; 2],
+    websocket_total: IntCounter,
+    websocket_open: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -137,8 +141,34 @@ impl Metrics {
             "weir_access_log_dropped_lines_total",
             "Access-log lines dropped because stdout could not keep up (requests are never slowed by the log).",
         ));
+        let tls_handshakes = must(IntCounterVec::new(
+            Opts::new(
+                "weir_tls_handshakes_total",
+                "TLS handshakes on the proxy port by result (ok, failed).",
+            ),
+            &["result"],
+        ));
+        let cert_reloads = must(IntCounterVec::new(
+            Opts::new(
+                "weir_tls_certificate_reloads_total",
+                "Reloads of the proxy port's certificate files by result (applied, rejected).",
+            ),
+            &["result"],
+        ));
+        let websocket_total = must(IntCounter::new(
+            "weir_websocket_sessions_total",
+            "WebSocket connections passed through (upgraded) since start.",
+        ));
+        let websocket_open = must(IntGauge::new(
+            "weir_websocket_sessions_open",
+            "WebSocket connections open now.",
+        ));
         for c in [
-            Box::new(access_log_dropped.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(websocket_total.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(websocket_open.clone()),
+            Box::new(tls_handshakes.clone()),
+            Box::new(cert_reloads.clone()),
+            Box::new(access_log_dropped.clone()),
             Box::new(requests.clone()),
             Box::new(request_duration.clone()),
             Box::new(backend_calls.clone()),
@@ -169,7 +199,32 @@ impl Metrics {
             generation,
             endpoints,
             access_log_dropped,
+            tls_handshakes: ["ok", "failed"].map(|r| tls_handshakes.with_label_values(&[r])),
+            cert_reloads: ["applied", "rejected"].map(|r| cert_reloads.with_label_values(&[r])),
+            websocket_total,
+            websocket_open,
         }
+    }
+
+    /// A WebSocket tunnel opened.
+    pub fn websocket_opened(&self) {
+        self.websocket_total.inc();
+        self.websocket_open.inc();
+    }
+
+    /// A WebSocket tunnel closed.
+    pub fn websocket_closed(&self) {
+        self.websocket_open.dec();
+    }
+
+    /// Counts one TLS handshake.
+    pub fn tls_handshake(&self, ok: bool) {
+        self.tls_handshakes[usize::from(!ok)].inc();
+    }
+
+    /// Counts one reload of the certificate files.
+    pub fn count_cert_reload(&self, applied: bool) {
+        self.cert_reloads[usize::from(!applied)].inc();
     }
 
     /// Handles for one endpoint, created on its first use: a table with thousands of

@@ -20,7 +20,7 @@ use crate::error::BackendError;
 use crate::pipeline::inbound::Inbound;
 use crate::plan::{CompiledBackend, CompiledEndpoint};
 
-pub use client::{new_client, HttpClient};
+pub use client::{new_client, Clients, HttpClient, Profile};
 pub use send::error_chain;
 
 /// A decoded, transformed answer.
@@ -34,7 +34,7 @@ pub struct Answer {
 /// Calls one backend once and returns its decoded, transformed answer. `deadline` tells a
 /// timeout from a cancellation to the breaker.
 pub async fn call(
-    client: &HttpClient,
+    clients: &Clients,
     ep: &CompiledEndpoint,
     backend: &CompiledBackend,
     inbound: &Inbound,
@@ -51,7 +51,8 @@ pub async fn call(
             body: inbound.body.clone(),
             chunked: inbound.chunked_bodies,
         };
-        let resp = send::send(client, request, send::RedirectPolicy::of(backend)).await?;
+        let client = clients.get(backend.profile.as_ref());
+        let resp = send::send(&client, request, send::RedirectPolicy::of(backend)).await?;
         let (data, bytes) = decode::answer(backend, resp).await?;
         Ok(Answer {
             data: backend.transform.apply(data),
