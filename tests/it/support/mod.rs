@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod nginx;
+pub mod pki;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -340,4 +341,126 @@ pub async fn raw_exchange(addr: SocketAddr, request: &[u8], wait: Duration) -> S
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Starts a backend behind TLS with `config` (HTTP/1.1 and HTTP/2 by ALPN) whose answers
+/// come from `handler`.
+pub async fn tls_backend<F, Fut>(config: rustls::ServerConfig, handler: F) -> Backend
+where
+    F: Fn(Recorded) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Reply> + Send + 'static,
+{
+    serve_backend(Some(Arc::new(config)), handler).await
+}
+
+/// Starts a plain backend speaking HTTP/1.1 and HTTP/2 (h2c prior knowledge).
+pub async fn h2c_backend<F, Fut>(handler: F) -> Backend
+where
+    F: Fn(Recorded) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Reply> + Send + 'static,
+{
+    serve_backend(None, handler).await
+}
+
+async fn serve_backend<F, Fut>(tls: Option<Arc<rustls::ServerConfig>>, handler: F) -> Backend
+where
+    F: Fn(Recorded) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Reply> + Send + 'static,
+{
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let handler = Arc::new(handler);
+    let rec = received.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let (handler, rec, tls) = (handler.clone(), rec.clone(), tls.clone());
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let (handler, rec) = (handler.clone(), rec.clone());
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let r = Recorded {
+                            method: parts.method,
+                            uri: parts.uri.to_string(),
+                            headers: parts.headers,
+                            body,
+                        };
+                        rec.lock().unwrap().push(r.clone());
+                        Ok::<_, Infallible>(handler(r).await)
+                    }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                match tls {
+                    Some(config) => {
+                        let Ok(stream) =
+                            tokio_rustls::TlsAcceptor::from(config).accept(stream).await
+                        else {
+                            return;
+                        };
+                        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                    None => {
+                        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                }
+            });
+        }
+    });
+    Backend { addr, received }
+}
+
+/// An HTTP/2 client with prior knowledge (h2c).
+pub fn h2c_client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+
+/// Sends a request with `client` and collects the answer.
+pub async fn send_with<C>(
+    client: &Client<C, Full<Bytes>>,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Resp
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    let mut req = Request::builder()
+        .method(Method::from_bytes(method.as_bytes()).unwrap())
+        .uri(url)
+        .body(Full::new(body.into()))
+        .unwrap();
+    for (k, v) in headers {
+        req.headers_mut().append(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+        .await
+        .expect("response within 10s")
+        .expect("request succeeds");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let version = resp.version();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let mut r = Resp {
+        status,
+        headers,
+        body,
+    };
+    r.headers.insert(
+        "x-test-version",
+        HeaderValue::from_str(&format!("{version:?}")).unwrap(),
+    );
+    r
 }
