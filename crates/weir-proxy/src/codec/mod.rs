@@ -1,11 +1,27 @@
 //! Backend decoders and output renderers (DESIGN.md encodings).
+//!
+//! Every decoder and renderer is linear in its input. Decoding is bounded twice: a body
+//! longer than its backend's `maxResponseSize` is refused before parsing, and a body whose
+//! decoded tree would take more than [`DECODED_SIZE_FACTOR`] × `maxResponseSize` of memory
+//! ([`decoded_budget`]) is refused too (see [`limits`]). The owned-value entry points ([`decode_owned`],
+//! [`render`]) are `Send + 'static`, and [`decode_offloaded`], [`gunzip_offloaded`] and
+//! [`render_offloaded`] move bodies above [`OFFLOAD_THRESHOLD`] to the blocking pool so a
+//! large body never holds an async worker.
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
+use tokio::task::JoinError;
 
 use weir_model::{BackendEncoding, OutputEncoding};
 
+pub mod limits;
 pub mod xml;
+pub mod yaml;
+
+pub use limits::{
+    decoded_budget, json_decoded_estimate, DECODED_SIZE_FACTOR, DEFAULT_MAX_RESPONSE_SIZE,
+    MIN_DECODED_BUDGET, OFFLOAD_THRESHOLD,
+};
 
 /// `Content-Type` of JSON answers.
 pub const JSON: &str = "application/json; charset=utf-8";
@@ -16,47 +32,193 @@ pub const YAML: &str = "application/x-yaml; charset=utf-8";
 /// `Content-Type` of text answers and error texts.
 pub const TEXT: &str = "text/plain; charset=utf-8";
 
-/// Decodes a backend body into an object, or says why it cannot.
+/// Why a backend body could not be decoded. Every variant is the backend's fault (the
+/// call counts as failed); the ones about size name the limit that was hit.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The body (after decompression) is longer than `maxResponseSize`.
+    #[error("response body of {size} bytes exceeds maxResponseSize ({limit} bytes)")]
+    TooLarge {
+        /// Length of the body, in bytes.
+        size: usize,
+        /// The backend's `maxResponseSize`.
+        limit: usize,
+    },
+    /// A gzip body decompresses to more than `maxResponseSize`.
+    #[error("gzip response body exceeds maxResponseSize ({limit} bytes) once decompressed")]
+    GunzipTooLarge {
+        /// The backend's `maxResponseSize`.
+        limit: usize,
+    },
+    /// The decoded tree would take more memory than the budget derived from
+    /// `maxResponseSize`.
+    #[error(
+        "decoded response would take more than {budget} bytes of memory \
+         (the decoded-size budget: {DECODED_SIZE_FACTOR} × maxResponseSize of {limit} bytes, \
+         at least {MIN_DECODED_BUDGET} bytes)"
+    )]
+    TooExpansive {
+        /// The memory budget, in bytes.
+        budget: usize,
+        /// The backend's `maxResponseSize`.
+        limit: usize,
+    },
+    /// The gzip stream is corrupt.
+    #[error("invalid gzip body")]
+    Gzip(#[source] std::io::Error),
+    /// A `json` backend answered nothing but whitespace.
+    #[error("empty body where JSON was expected")]
+    EmptyJson,
+    /// The body is not JSON.
+    #[error("invalid JSON")]
+    Json(#[source] serde_json::Error),
+    /// The body is not acceptable XML.
+    #[error("invalid XML")]
+    Xml(#[source] xml::XmlError),
+    /// A JSON array where an object was expected.
+    #[error("the answer is a JSON array; set isCollection: true on this backend to accept it")]
+    UnexpectedArray,
+    /// A JSON object where `isCollection` expected an array.
+    #[error("isCollection is set but the answer is a JSON object, not an array")]
+    UnexpectedObject,
+    /// A JSON scalar where an object was expected.
+    #[error("the answer is a JSON {0}, not an object (use encoding safejson to accept it)")]
+    NotAnObject(&'static str),
+    /// `no-op` answers are streamed, never decoded.
+    #[error("no-op answers are passed through, not decoded")]
+    NoOp,
+    /// The blocking task that decoded the body panicked or was cancelled.
+    #[error("decoding task failed")]
+    Offload(#[source] JoinError),
+}
+
+/// The rendering task on the blocking pool panicked or was cancelled.
+#[derive(Debug, thiserror::Error)]
+#[error("rendering task failed")]
+pub struct RenderError(#[source] pub JoinError);
+
+/// `e` and its sources, joined with `": "` (the text of the string-returning functions).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        cur = s.source();
+    }
+    text
+}
+
+/// Decodes a backend body into an object, or says why it cannot. No size limit: prefer
+/// [`decode_limited`].
 pub fn decode(
     encoding: BackendEncoding,
     is_collection: bool,
     body: &[u8],
 ) -> Result<Map<String, Value>, String> {
+    decode_limited(encoding, is_collection, body, usize::MAX).map_err(|e| chain(&e))
+}
+
+/// Decodes a backend body of at most `limit` bytes (`maxResponseSize`, applied after
+/// decompression) into an object.
+///
+/// A longer body is refused before parsing. A JSON body whose estimated decoded size
+/// ([`json_decoded_estimate`], one pass without allocation) passes [`decoded_budget`]
+/// (`limit` × [`DECODED_SIZE_FACTOR`]) is refused before parsing as well; an XML body is
+/// refused as soon as the tree being built passes that budget. `usize::MAX` means no limit.
+pub fn decode_limited(
+    encoding: BackendEncoding,
+    is_collection: bool,
+    body: &[u8],
+    limit: usize,
+) -> Result<Map<String, Value>, DecodeError> {
+    if body.len() > limit {
+        return Err(DecodeError::TooLarge {
+            size: body.len(),
+            limit,
+        });
+    }
+    let budget = decoded_budget(limit);
+    let check_json_budget = || {
+        if budget != usize::MAX && json_decoded_estimate(body) > budget {
+            return Err(DecodeError::TooExpansive { budget, limit });
+        }
+        Ok(())
+    };
     match encoding {
         BackendEncoding::Json => {
             if body.iter().all(u8::is_ascii_whitespace) {
-                return Err("empty body where JSON was expected".into());
+                return Err(DecodeError::EmptyJson);
             }
-            match serde_json::from_slice::<Value>(body).map_err(|e| format!("invalid JSON: {e}"))? {
+            check_json_budget()?;
+            match serde_json::from_slice::<Value>(body).map_err(DecodeError::Json)? {
                 Value::Object(m) if !is_collection => Ok(m),
                 Value::Array(a) if is_collection => Ok(wrap("collection", Value::Array(a))),
-                Value::Array(_) => Err(
-                    "the answer is a JSON array; set isCollection: true on this backend to accept it"
-                        .into(),
-                ),
-                Value::Object(_) => Err(
-                    "isCollection is set but the answer is a JSON object, not an array".into(),
-                ),
-                other => Err(format!(
-                    "the answer is a JSON {}, not an object (use encoding safejson to accept it)",
-                    kind(&other)
-                )),
+                Value::Array(_) => Err(DecodeError::UnexpectedArray),
+                Value::Object(_) => Err(DecodeError::UnexpectedObject),
+                other => Err(DecodeError::NotAnObject(kind(&other))),
             }
         }
         BackendEncoding::SafeJson => {
-            match serde_json::from_slice::<Value>(body).map_err(|e| format!("invalid JSON: {e}"))? {
+            check_json_budget()?;
+            match serde_json::from_slice::<Value>(body).map_err(DecodeError::Json)? {
                 Value::Object(m) => Ok(m),
                 a @ Value::Array(_) => Ok(wrap("collection", a)),
                 other => Ok(wrap("content", other)),
             }
         }
-        BackendEncoding::Xml => xml::xml_to_map(body).map_err(|e| format!("invalid XML: {e}")),
+        BackendEncoding::Xml => xml::xml_to_map_limited(body, budget).map_err(|e| match e {
+            xml::XmlError::TooLarge { .. } => DecodeError::TooExpansive { budget, limit },
+            e => DecodeError::Xml(e),
+        }),
+        // At most three bytes of text per byte of body (U+FFFD for an invalid byte).
         BackendEncoding::String => Ok(wrap(
             "content",
             Value::String(String::from_utf8_lossy(body).into_owned()),
         )),
-        BackendEncoding::NoOp => Err("no-op answers are passed through, not decoded".into()),
+        BackendEncoding::NoOp => Err(DecodeError::NoOp),
     }
+}
+
+/// [`decode_limited`] taking the body by value: the call is `Send + 'static`, ready for
+/// `tokio::task::spawn_blocking`.
+pub fn decode_owned(
+    encoding: BackendEncoding,
+    is_collection: bool,
+    body: Bytes,
+    limit: usize,
+) -> Result<Map<String, Value>, DecodeError> {
+    decode_limited(encoding, is_collection, &body, limit)
+}
+
+/// [`decode_limited`] that decodes a body longer than [`OFFLOAD_THRESHOLD`] on the blocking
+/// pool, so the async worker keeps serving other requests (and timers keep firing) meanwhile.
+///
+/// A body over `limit` is refused at once, on the caller's thread. Dropping the returned
+/// future (a deadline) does not stop a decode already running on the pool; it ends by
+/// itself, bounded by the limits.
+pub async fn decode_offloaded(
+    encoding: BackendEncoding,
+    is_collection: bool,
+    body: Bytes,
+    limit: usize,
+) -> Result<Map<String, Value>, DecodeError> {
+    if body.len() > limit {
+        return Err(DecodeError::TooLarge {
+            size: body.len(),
+            limit,
+        });
+    }
+    if body.len() <= OFFLOAD_THRESHOLD {
+        return decode_limited(encoding, is_collection, &body, limit);
+    }
+    let span = tracing::debug_span!("decode", bytes = body.len());
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        decode_owned(encoding, is_collection, body, limit)
+    })
+    .await
+    .map_err(DecodeError::Offload)?
 }
 
 fn wrap(key: &str, v: Value) -> Map<String, Value> {
@@ -99,18 +261,47 @@ pub fn gunzip_stream(body: crate::Body) -> crate::Body {
     StreamBody::new(frames).boxed_unsync()
 }
 
-/// Decompresses a gzip body, refusing to grow past `limit` bytes.
+/// Decompresses a gzip body, refusing to grow past `limit` bytes. Prefer
+/// [`gunzip_limited`], whose error names the limit.
 pub fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, String> {
+    gunzip_limited(body, limit).map_err(|e| chain(&e))
+}
+
+/// Decompresses a gzip body, refusing to produce more than `limit` bytes
+/// (`maxResponseSize`): decompression stops at `limit + 1` bytes, so a gzip bomb costs no
+/// more than the limit.
+pub fn gunzip_limited(body: &[u8], limit: usize) -> Result<Bytes, DecodeError> {
     use std::io::Read;
     let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
-    let mut decoder = flate2::read::GzDecoder::new(body).take(limit as u64 + 1);
-    decoder
-        .read_to_end(&mut out)
-        .map_err(|e| format!("invalid gzip body: {e}"))?;
+    let mut decoder = flate2::read::GzDecoder::new(body).take((limit as u64).saturating_add(1));
+    decoder.read_to_end(&mut out).map_err(DecodeError::Gzip)?;
     if out.len() > limit {
-        return Err(format!("gzip body larger than {limit} bytes once decoded"));
+        return Err(DecodeError::GunzipTooLarge { limit });
     }
     Ok(Bytes::from(out))
+}
+
+/// [`gunzip_limited`] that moves large decompressions to the blocking pool.
+///
+/// How large a gzip body becomes is unknown until it is decompressed (a 10 KiB bomb makes
+/// 10 MiB), so up to [`OFFLOAD_THRESHOLD`] bytes are decompressed here, a bounded amount of
+/// work; a body that turns out larger is decompressed again, whole, on the pool.
+pub async fn gunzip_offloaded(body: Bytes, limit: usize) -> Result<Bytes, DecodeError> {
+    let probe = limit.min(OFFLOAD_THRESHOLD);
+    match gunzip_limited(&body, probe) {
+        Err(DecodeError::GunzipTooLarge { .. }) if probe < limit => {}
+        Err(DecodeError::GunzipTooLarge { .. }) => {
+            return Err(DecodeError::GunzipTooLarge { limit })
+        }
+        done => return done,
+    }
+    let span = tracing::debug_span!("gunzip", bytes = body.len());
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        gunzip_limited(&body, limit)
+    })
+    .await
+    .map_err(DecodeError::Offload)?
 }
 
 /// A rendered answer.
@@ -154,24 +345,32 @@ pub fn negotiate(accept: Option<&str>) -> OutputEncoding {
     OutputEncoding::Json
 }
 
-/// Renders the merged data. `no-op` never reaches here.
-pub fn render(
-    encoding: OutputEncoding,
-    data: Map<String, Value>,
-    accept: Option<&str>,
-) -> Rendered {
-    let encoding = match encoding {
+/// The concrete encoding of an answer: `negotiate` resolved against `Accept`, anything
+/// else as configured.
+pub fn resolve(encoding: OutputEncoding, accept: Option<&str>) -> OutputEncoding {
+    match encoding {
         OutputEncoding::Negotiate => negotiate(accept),
         e => e,
-    };
-    match encoding {
+    }
+}
+
+/// Renders the merged data. `no-op` never reaches here.
+///
+/// With `accept` set to `None` (after [`resolve`]) the call borrows nothing and is
+/// `Send + 'static`.
+pub fn render(
+    encoding: OutputEncoding,
+    mut data: Map<String, Value>,
+    accept: Option<&str>,
+) -> Rendered {
+    match resolve(encoding, accept) {
         OutputEncoding::Json | OutputEncoding::Negotiate | OutputEncoding::NoOp => Rendered {
             body: Bytes::from(serde_json::to_vec(&data).unwrap_or_default()),
             content_type: JSON,
         },
         OutputEncoding::JsonCollection => {
-            let collection = match data.get("collection") {
-                Some(v @ Value::Array(_)) => v.clone(),
+            let collection = match data.remove("collection") {
+                Some(v @ Value::Array(_)) => v,
                 _ => Value::Array(Vec::new()),
             };
             Rendered {
@@ -180,8 +379,8 @@ pub fn render(
             }
         }
         OutputEncoding::String => Rendered {
-            body: match data.get("content") {
-                Some(Value::String(s)) => Bytes::from(s.clone()),
+            body: match data.remove("content") {
+                Some(Value::String(s)) => Bytes::from(s),
                 _ => Bytes::new(),
             },
             content_type: TEXT,
@@ -191,58 +390,33 @@ pub fn render(
             content_type: XML,
         },
         OutputEncoding::Yaml => Rendered {
-            body: Bytes::from(xml::to_yaml(&Value::Object(data))),
+            body: Bytes::from(yaml::to_yaml(&Value::Object(data))),
             content_type: YAML,
         },
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_arrays_need_is_collection() {
-        let err = decode(BackendEncoding::Json, false, b"[1,2]").unwrap_err();
-        assert!(err.contains("set isCollection"), "{err}");
-        let ok = decode(BackendEncoding::Json, true, b"[1,2]").unwrap();
-        assert_eq!(Value::Object(ok), serde_json::json!({"collection": [1, 2]}));
-        assert!(decode(BackendEncoding::Json, false, b"{\"a\":").is_err());
-        assert!(decode(BackendEncoding::Json, false, b"").is_err());
-        assert!(decode(BackendEncoding::Json, false, b"42").is_err());
+/// [`render`] on the blocking pool when the data is large: `size_hint` is what the caller
+/// knows of its size (the sum of the decoded backend body lengths); above
+/// [`OFFLOAD_THRESHOLD`] rendering leaves the async worker.
+pub async fn render_offloaded(
+    encoding: OutputEncoding,
+    data: Map<String, Value>,
+    accept: Option<&str>,
+    size_hint: usize,
+) -> Result<Rendered, RenderError> {
+    let encoding = resolve(encoding, accept);
+    if size_hint <= OFFLOAD_THRESHOLD {
+        return Ok(render(encoding, data, None));
     }
-
-    #[test]
-    fn safejson_and_string_wrap() {
-        let m = decode(BackendEncoding::SafeJson, false, b"42").unwrap();
-        assert_eq!(Value::Object(m), serde_json::json!({"content": 42}));
-        let m = decode(BackendEncoding::SafeJson, false, b"[1]").unwrap();
-        assert_eq!(Value::Object(m), serde_json::json!({"collection": [1]}));
-        let m = decode(BackendEncoding::String, false, b"hi").unwrap();
-        assert_eq!(Value::Object(m), serde_json::json!({"content": "hi"}));
-    }
-
-    #[test]
-    fn negotiation_follows_accept() {
-        assert_eq!(negotiate(None), OutputEncoding::Json);
-        assert_eq!(negotiate(Some("application/xml")), OutputEncoding::Xml);
-        assert_eq!(negotiate(Some("text/plain")), OutputEncoding::Yaml);
-        assert_eq!(
-            negotiate(Some("application/xml;q=0.5, application/json")),
-            OutputEncoding::Json
-        );
-        assert_eq!(negotiate(Some("image/png")), OutputEncoding::Json);
-    }
-
-    #[test]
-    fn renders_collections_and_strings() {
-        let data: Map<String, Value> = serde_json::from_str(r#"{"collection":[1,2]}"#).unwrap();
-        let r = render(OutputEncoding::JsonCollection, data, None);
-        assert_eq!(&r.body[..], b"[1,2]");
-        let r = render(OutputEncoding::JsonCollection, Map::new(), None);
-        assert_eq!(&r.body[..], b"[]");
-        let data: Map<String, Value> = serde_json::from_str(r#"{"content":"hello"}"#).unwrap();
-        let r = render(OutputEncoding::String, data, None);
-        assert_eq!((&r.body[..], r.content_type), (&b"hello"[..], TEXT));
-    }
+    let span = tracing::debug_span!("render", size_hint);
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        render(encoding, data, None)
+    })
+    .await
+    .map_err(RenderError)
 }
+
+#[cfg(test)]
+mod tests;

@@ -39,6 +39,7 @@ pub struct Metrics {
     backend_calls: IntCounterVec,
     backend_duration: HistogramVec,
     rejections: IntCounterVec,
+    client_evictions: IntCounterVec,
     breaker_state: IntGaugeVec,
     /// Requests being served now.
     pub in_flight: IntGauge,
@@ -111,6 +112,13 @@ impl Metrics {
             ),
             &["endpoint", "scope"],
         ));
+        let client_evictions = must(IntCounterVec::new(
+            Opts::new(
+                "weir_rate_limit_client_evictions_total",
+                "Clients dropped from a per-client rate limiter to stay within its bound, by endpoint.",
+            ),
+            &["endpoint"],
+        ));
         let breaker_state = must(IntGaugeVec::new(
             Opts::new(
                 "weir_circuit_breaker_state",
@@ -174,6 +182,7 @@ impl Metrics {
             Box::new(backend_calls.clone()),
             Box::new(backend_duration.clone()),
             Box::new(rejections.clone()),
+            Box::new(client_evictions.clone()),
             Box::new(breaker_state.clone()),
             Box::new(in_flight.clone()),
             Box::new(reloads.clone()),
@@ -193,6 +202,7 @@ impl Metrics {
             backend_calls,
             backend_duration,
             rejections,
+            client_evictions,
             breaker_state,
             in_flight,
             reloads,
@@ -252,6 +262,12 @@ impl Metrics {
     /// state should be visible before the first call).
     pub fn breaker_gauge(&self, template: &str, backend: &str) -> IntGauge {
         self.breaker_state.with_label_values(&[template, backend])
+    }
+
+    /// The client-eviction counter of one endpoint, for its per-client rate limiter
+    /// (created with the limiter: only endpoints with `clientMaxRate` have one).
+    pub fn client_evictions(&self, template: &str) -> IntCounter {
+        self.client_evictions.with_label_values(&[template])
     }
 
     /// Counts a request that matched no endpoint, or a reserved one.
@@ -384,5 +400,21 @@ impl BackendMetrics {
     /// Records the duration of a completed call.
     pub fn observe_duration(&self, seconds: f64) {
         self.handles().duration.observe(seconds);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_evictions_are_exported_per_endpoint() {
+        let m = Metrics::new();
+        m.client_evictions("/r/{id}").inc_by(3);
+        let text = m.render();
+        assert!(
+            text.contains("weir_rate_limit_client_evictions_total{endpoint=\"/r/{id}\"} 3"),
+            "{text}"
+        );
     }
 }
