@@ -355,3 +355,59 @@ fn a_busy_port_is_an_error_naming_the_port_and_the_flag_once() {
     assert_eq!(stderr.matches(&needle).count(), 1, "{stderr}");
     assert!(stderr.contains("--port"), "{stderr}");
 }
+
+// ------------------------------------------------------------- CPU-bound decoding
+
+#[tokio::test]
+async fn hostile_xml_is_decoded_off_the_worker_and_the_deadline_still_fires() {
+    // 200,000 attributes: 147 s of one worker before the codec became linear.
+    let mut doc = String::from("<r ");
+    for i in 0..200_000 {
+        doc.push_str(&format!("a{i}=\"{i}\" "));
+    }
+    doc.push_str("/>");
+    let doc: &'static str = Box::leak(doc.into_boxed_str());
+    let hostile = backend(move |_| async move { reply(200, "application/xml", doc) }).await;
+    let fast = json_backend(200, r#"{"fast":true}"#).await;
+    let gw = gateway(&format!(
+        "endpoints:\n- path: /xml\n  timeout: 2s\n  backends:\n  - hosts: [{}]\n    urlPattern: /x\n    encoding: xml\n\
+         - path: /fast\n  backends:\n  - hosts: [{}]\n    urlPattern: /x\n",
+        hostile.url(),
+        fast.url()
+    ))
+    .await;
+    let slow = tokio::spawn({
+        let url = gw.url("/xml");
+        async move { get(&url).await.status }
+    });
+    // Other clients keep being served while the document is decoded.
+    for _ in 0..20 {
+        assert_eq!(get(&gw.url("/fast")).await.status, 200);
+    }
+    let status = slow.await.unwrap();
+    assert!(
+        matches!(status, 200 | 500),
+        "answered in time or cut by the deadline: {status}"
+    );
+}
+
+#[tokio::test]
+async fn max_response_size_bounds_decoded_answers() {
+    let big: &'static str =
+        Box::leak(format!("{{\"blob\":\"{}\"}}", "x".repeat(11 * 1024 * 1024)).into_boxed_str());
+    let b = backend(move |_| async move { reply(200, "application/json", big) }).await;
+    let cfg = |extra: &str| {
+        format!(
+            "endpoints:\n- path: /big\n  backends:\n  - hosts: [{}]\n    urlPattern: /x\n{extra}",
+            b.url()
+        )
+    };
+    let gw = gateway(&cfg("")).await;
+    assert_eq!(
+        get(&gw.url("/big")).await.status,
+        500,
+        "over the 10 MiB default"
+    );
+    let gw = gateway(&cfg("    maxResponseSize: 20000000\n")).await;
+    assert_eq!(get(&gw.url("/big")).await.status, 200, "raised per backend");
+}

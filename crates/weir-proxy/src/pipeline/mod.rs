@@ -29,10 +29,11 @@ use weir_model::{Flavor, OutputEncoding};
 
 use crate::plan::url::{check_catch_all, check_path_value};
 use crate::plan::CompiledEndpoint;
+use crate::qos::ClientDecision;
 use crate::router::Params;
 use crate::table::RouteTable;
 use crate::telemetry::metrics::Scope;
-use crate::upstream::{decode::OFFLOAD_THRESHOLD, Clients};
+use crate::upstream::Clients;
 use crate::{codec, full, Body};
 use deadline::Deadline;
 use inbound::Inbound;
@@ -148,20 +149,23 @@ pub async fn handle(
     if outcome.ok + outcome.details == 0 && !static_applied {
         return merge::failure_response(ep, outcome, show_errors);
     }
-    let encoding = ep.model.output_encoding;
     let data = std::mem::take(&mut outcome.data);
-    let rendered = match offload_render(outcome.input_bytes, move || {
-        codec::render(encoding, data, accept.as_deref())
-    })
+    let rendered = match codec::render_offloaded(
+        ep.model.output_encoding,
+        data,
+        accept.as_deref(),
+        outcome.input_bytes,
+    )
     .await
     {
-        Some(r) => r,
-        None => {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(endpoint = %ep.model.path, "rendering the answer failed: {}", e.0);
             return text_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Bytes::new(),
                 &ep.completed_header,
-            )
+            );
         }
     };
     let mut resp = Response::new(full(rendered.body));
@@ -177,17 +181,6 @@ pub async fn handle(
         }
     }
     resp
-}
-
-/// Renders on the blocking pool when the answers were large (see `upstream::decode`).
-async fn offload_render(
-    input_bytes: usize,
-    render: impl FnOnce() -> codec::Rendered + Send + 'static,
-) -> Option<codec::Rendered> {
-    if input_bytes < OFFLOAD_THRESHOLD {
-        return Some(render());
-    }
-    tokio::task::spawn_blocking(render).await.ok()
 }
 
 /// Refuses a request whose parameters could move a backend path (`..`, `/`, `\`, NUL),
@@ -228,7 +221,8 @@ fn over_limit(
             peer.ip(),
             &table.settings().trusted_proxies,
         );
-        let allowed = key.is_some_and(|k| limiter.try_acquire(&k));
+        // A key that is missing or too long (an attacker's way to grow our memory) is no key.
+        let allowed = key.is_some_and(|k| limiter.check(&k) == ClientDecision::Allowed);
         if !allowed {
             ep.metrics.reject(Scope::Client);
             debug!(endpoint = %ep.model.path, "client rate limit: 429");

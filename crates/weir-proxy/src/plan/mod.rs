@@ -189,7 +189,14 @@ pub fn compile_endpoint(
             .and_then(|o| o.client_limiter.as_ref())
             .map(|(l, _)| l.clone())
             .filter(|l| l.rate == *rate && l.key == *key)
-            .unwrap_or_else(|| Arc::new(ClientLimiter::new(*rate, key.clone())));
+            .unwrap_or_else(|| {
+                Arc::new(ClientLimiter::bounded(
+                    *rate,
+                    key.clone(),
+                    crate::qos::DEFAULT_MAX_CLIENTS,
+                    Some(metrics.client_evictions(template)),
+                ))
+            });
         Some((limiter, plan))
     });
     let mut path_params: Vec<usize> = backends
