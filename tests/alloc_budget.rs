@@ -1,0 +1,117 @@
+//! Allocations per proxied request, counted (stats_alloc's counting global allocator, so
+//! this test is a binary of its own) and held to a budget: a change that makes the request path allocate
+//! more fails here, whatever the machine's speed. The gateway's share is the count through
+//! the gateway minus the count of the same client talking to the same in-process backend
+//! directly. `cargo test --test alloc_budget -- --nocapture` prints the figures.
+
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+#[global_allocator]
+static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
+
+fn allocations() -> u64 {
+    let s = GLOBAL.stats();
+    (s.allocations + s.reallocations) as u64
+}
+
+/// Allocations the gateway may add to one request, by endpoint kind. Measured at the commit
+/// that introduced this test, with headroom for allocator noise; lower them when the path
+/// gets leaner, never raise them to make a change pass.
+const NOOP_BUDGET: u64 = 40;
+const JSON_BUDGET: u64 = 60;
+
+const REQUESTS: u64 = 2_000;
+
+async fn backend() -> SocketAddr {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let svc = service_fn(|_req| async {
+                    let mut r = http::Response::new(Full::new(Bytes::from_static(
+                        br#"{"id":7,"name":"weir","tags":["a","b"]}"#,
+                    )));
+                    r.headers_mut()
+                        .insert("content-type", "application/json".parse().unwrap());
+                    Ok::<_, Infallible>(r)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+async fn blocks_per_request(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    url: &str,
+) -> u64 {
+    let uri: http::Uri = url.parse().unwrap();
+    for _ in 0..200 {
+        let r = client.get(uri.clone()).await.unwrap();
+        assert_eq!(r.status(), 200, "{url}");
+        r.into_body().collect().await.unwrap();
+    }
+    let before = allocations();
+    for _ in 0..REQUESTS {
+        let r = client.get(uri.clone()).await.unwrap();
+        r.into_body().collect().await.unwrap();
+    }
+    (allocations() - before) / REQUESTS
+}
+
+#[test]
+fn allocations_per_proxied_request_stay_within_budget() {
+    // One worker: every request of the measurement takes the same path.
+    std::env::set_var("WEIR_WORKERS", "1");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let backend = backend().await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "endpoints:\n- path: /noop\n  outputEncoding: no-op\n  backends:\n  - hosts: [http://{backend}]\n    urlPattern: /x\n    encoding: no-op\n\
+                 - path: /json\n  backends:\n  - hosts: [http://{backend}]\n    urlPattern: /x\n"
+            ),
+        )
+        .unwrap();
+        let mut opts = weir::local::LocalOptions::new(&path);
+        opts.port = Some(0);
+        opts.bind = Some(Ipv4Addr::LOCALHOST.into());
+        opts.access_log = Some(false);
+        // Dropping the gateway joins the watcher thread: keep its sleep short.
+        opts.watch_interval = Duration::from_millis(100);
+        let gw = weir::local::start(opts).await.unwrap();
+        let addr = gw.handle.proxy_addr;
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+
+        let direct = blocks_per_request(&client, &format!("http://{backend}/x")).await;
+        let noop = blocks_per_request(&client, &format!("http://{addr}/noop")).await;
+        let json = blocks_per_request(&client, &format!("http://{addr}/json")).await;
+        let (noop, json) = (noop.saturating_sub(direct), json.saturating_sub(direct));
+        println!(
+            "allocations per request: client+backend {direct}, gateway no-op {noop} (budget {NOOP_BUDGET}), gateway json {json} (budget {JSON_BUDGET})"
+        );
+        assert!(noop <= NOOP_BUDGET, "no-op request: {noop} allocations > {NOOP_BUDGET}");
+        assert!(json <= JSON_BUDGET, "json request: {json} allocations > {JSON_BUDGET}");
+    });
+}
