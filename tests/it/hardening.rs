@@ -398,7 +398,8 @@ async fn max_response_size_bounds_decoded_answers() {
     let b = backend(move |_| async move { reply(200, "application/json", big) }).await;
     let cfg = |extra: &str| {
         format!(
-            "endpoints:\n- path: /big\n  backends:\n  - hosts: [{}]\n    urlPattern: /x\n{extra}",
+            // A generous deadline: 11 MiB through a debug build on a busy machine.
+            "endpoints:\n- path: /big\n  timeout: 30s\n  backends:\n  - hosts: [{}]\n    urlPattern: /x\n{extra}",
             b.url()
         )
     };

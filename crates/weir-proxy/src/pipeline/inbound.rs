@@ -95,6 +95,10 @@ pub fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
 
 /// Removes hop-by-hop headers and those listed in `Connection` (from a backend's answer).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most answers carry none: look before allocating anything.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let listed = connection_tokens(headers);
     let names: Vec<HeaderName> = headers
         .keys()

@@ -108,16 +108,19 @@ pub async fn handle(
     let result = deadline
         .run(async {
             let uri = build::uri(backend, &inbound, &[])?;
-            let mut headers = build::headers(backend, &inbound, false);
-            if gateway_asks_gzip {
-                headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
-            }
-            if websocket.is_some() {
-                upgrade::handshake_headers(&inbound.headers, &mut headers);
-            }
-            if is_grpc {
-                grpc::protocol_headers(&inbound.headers, &mut headers);
-            }
+            let headers = || {
+                let mut headers = build::headers(backend, &inbound, false);
+                if gateway_asks_gzip {
+                    headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+                }
+                if websocket.is_some() {
+                    upgrade::handshake_headers(&inbound.headers, &mut headers);
+                }
+                if is_grpc {
+                    grpc::protocol_headers(&inbound.headers, &mut headers);
+                }
+                headers
+            };
             let method = build::method(backend, &inbound, true);
             let has_body = inbound.headers.contains_key(header::CONTENT_LENGTH)
                 || inbound.headers.contains_key(header::TRANSFER_ENCODING)
@@ -132,6 +135,7 @@ pub async fn handle(
                 };
                 return send::send(&client, request, send::RedirectPolicy::of(backend)).await;
             }
+            let mut headers = headers();
             if let Some(len) = inbound.headers.get(header::CONTENT_LENGTH) {
                 headers.insert(header::CONTENT_LENGTH, len.clone());
             }
@@ -172,7 +176,6 @@ pub async fn handle(
     parts
         .headers
         .insert(ep.completed_header.clone(), completed_value(completed));
-    let body = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
     let mut body = IdleTimeout::new(body, ep.model.timeout).boxed_unsync();
     if gateway_asks_gzip && codec::is_gzip(&parts.headers) {
         parts.headers.remove(header::CONTENT_ENCODING);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
-use weir_model::{self as model, BaseUrl, StaticStrategy};
+use weir_model::{self as model, StaticStrategy};
 
 use crate::qos::{CircuitBreaker, ClientLimiter, Limiter};
 use crate::telemetry::metrics::{BackendMetrics, EndpointMetrics, Metrics};
@@ -23,7 +23,7 @@ use crate::transform::TransformPlan;
 use crate::upstream::Profile;
 use client_key::ClientKeyPlan;
 use filter::{HeaderFilter, QueryFilter};
-use url::UrlPlan;
+use url::{HostPlan, UrlPlan};
 
 /// A backend ready to be called.
 pub struct CompiledBackend {
@@ -51,13 +51,14 @@ pub struct CompiledBackend {
     pub metrics: BackendMetrics,
     /// Its own connection settings (TLS, HTTP/2), or `None` for the default client.
     pub profile: Option<Arc<Profile>>,
+    hosts: Vec<HostPlan>,
     next_host: AtomicUsize,
 }
 
 impl CompiledBackend {
     /// Picks the next host, round-robin.
-    pub fn pick_host(&self) -> &BaseUrl {
-        let hosts = &self.model.hosts;
+    pub fn pick_host(&self) -> &HostPlan {
+        let hosts = &self.hosts;
         if hosts.len() == 1 {
             return &hosts[0];
         }
@@ -158,7 +159,20 @@ pub fn compile_endpoint(
                     })
             });
             let headers = HeaderFilter::compile(&ep.input_headers, b.input_headers.as_ref());
+            let hosts = b
+                .hosts
+                .iter()
+                .map(|h| {
+                    HostPlan::compile(h).ok_or_else(|| {
+                        (format!("backends[{i}].hosts"), format!("invalid host {h}"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if hosts.is_empty() {
+                return Err((format!("backends[{i}].hosts"), "no host".into()));
+            }
             Ok(CompiledBackend {
+                hosts,
                 url: UrlPlan::compile(&b.url_pattern, &ep.path),
                 method: b.method.to_http(),
                 forwards_accept_encoding: headers.allows(&http::header::ACCEPT_ENCODING),

@@ -10,6 +10,7 @@
 
 use std::fmt::Write as _;
 
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::Uri;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{Map, Value};
@@ -109,6 +110,34 @@ pub struct UrlPlan {
     path_params: Vec<usize>,
 }
 
+/// A backend host compiled once: scheme and authority parsed, so a request only builds
+/// the path and query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPlan {
+    /// `http` or `https`.
+    pub scheme: Scheme,
+    /// `host:port`.
+    pub authority: Authority,
+    /// Path prefix without trailing `/` (often empty).
+    pub prefix: String,
+}
+
+impl HostPlan {
+    /// Compiles a validated base URL (validation parsed the authority already, so this
+    /// cannot fail for a model value; `None` only for an impossible one).
+    pub fn compile(host: &BaseUrl) -> Option<Self> {
+        Some(Self {
+            scheme: if host.https {
+                Scheme::HTTPS
+            } else {
+                Scheme::HTTP
+            },
+            authority: host.authority.parse().ok()?,
+            prefix: host.prefix.clone(),
+        })
+    }
+}
+
 /// What a compiled pattern could not fill.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
@@ -192,17 +221,14 @@ impl UrlPlan {
     /// in, then `query` (already filtered and encoded, `k=v` pairs joined by `&`).
     pub fn build(
         &self,
-        host: &BaseUrl,
+        host: &HostPlan,
         params: &[String],
         catch_all_raw: Option<&str>,
         previous: &[Option<Map<String, Value>>],
         query: &str,
     ) -> Result<Uri, UrlError> {
-        let mut url = String::with_capacity(
-            16 + host.authority.len() + host.prefix.len() + self.literal_len + 32 + query.len(),
-        );
-        url.push_str(if host.https { "https://" } else { "http://" });
-        url.push_str(&host.authority);
+        let mut url =
+            String::with_capacity(host.prefix.len() + self.literal_len + 32 + query.len());
         url.push_str(&host.prefix);
         for part in &self.parts {
             match part {
@@ -241,8 +267,13 @@ impl UrlPlan {
             url.push(if self.has_query { '&' } else { '?' });
             url.push_str(query);
         }
-        url.parse::<Uri>()
-            .map_err(|e| UrlError::Invalid(format!("{url}: {e}")))
+        let path = PathAndQuery::from_maybe_shared(bytes::Bytes::from(url))
+            .map_err(|e| UrlError::Invalid(e.to_string()))?;
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(host.scheme.clone());
+        parts.authority = Some(host.authority.clone());
+        parts.path_and_query = Some(path);
+        Uri::from_parts(parts).map_err(|e| UrlError::Invalid(e.to_string()))
     }
 }
 
@@ -296,8 +327,8 @@ mod tests {
         )
     }
 
-    fn host() -> BaseUrl {
-        BaseUrl::parse("http://b:1/pre").unwrap()
+    fn host() -> HostPlan {
+        HostPlan::compile(&BaseUrl::parse("http://b:1/pre").unwrap()).unwrap()
     }
 
     #[test]

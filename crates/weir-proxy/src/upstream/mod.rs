@@ -47,7 +47,7 @@ pub async fn call(
         let request = send::Replayable {
             method: build::method(backend, inbound, false),
             uri: build::uri(backend, inbound, previous)?,
-            headers: build::headers(backend, inbound, true),
+            headers: || build::headers(backend, inbound, true),
             body: inbound.body.clone(),
             chunked: inbound.chunked_bodies,
         };

@@ -35,14 +35,16 @@ impl RedirectPolicy {
     }
 }
 
-/// A request whose body can be sent again on a redirect.
-pub struct Replayable {
+/// A request whose body can be sent again on a redirect. Its headers are built per attempt
+/// by `headers` (cheap and deterministic), so the common, unredirected call never copies
+/// a header map.
+pub struct Replayable<H: Fn() -> HeaderMap> {
     /// Method.
     pub method: http::Method,
     /// Target.
     pub uri: Uri,
-    /// Headers.
-    pub headers: HeaderMap,
+    /// Builds the headers.
+    pub headers: H,
     /// Buffered body.
     pub body: Bytes,
     /// Send the body chunked, as KrakenD does (else with `Content-Length`).
@@ -99,19 +101,33 @@ pub async fn send_streaming(
 
 /// Sends `req`, following redirects as `policy` allows. A redirect that is not followed is
 /// returned as the answer.
-pub async fn send(
+pub async fn send<H: Fn() -> HeaderMap>(
     client: &HttpClient,
-    req: Replayable,
+    req: Replayable<H>,
     policy: RedirectPolicy,
 ) -> Result<Response<Incoming>, BackendError> {
     let Replayable {
         mut method,
         mut uri,
-        mut headers,
+        headers: build_headers,
         mut body,
         chunked: chunked_body,
     } = req;
+    // What earlier redirects changed about the headers.
+    let mut to_get = false;
+    let mut crossed_origin = false;
+    let mut referer: Option<HeaderValue> = None;
     for _ in 0..=MAX_REDIRECTS {
+        let mut headers = build_headers();
+        if to_get {
+            headers.remove(header::CONTENT_TYPE);
+        }
+        if crossed_origin {
+            headers = cross_origin_headers(&headers);
+        }
+        if let Some(r) = &referer {
+            headers.insert(header::REFERER, r.clone());
+        }
         let request_body = if body.is_empty() && method != http::Method::POST {
             crate::empty()
         } else if chunked_body && !body.is_empty() {
@@ -125,7 +141,7 @@ pub async fn send(
             .uri(uri.clone())
             .body(request_body)
             .map_err(|e| BackendError::Connect(e.to_string()))?;
-        *request.headers_mut() = headers.clone();
+        *request.headers_mut() = headers;
         let resp = client
             .request(request)
             .await
@@ -151,16 +167,15 @@ pub async fn send(
         if !keep_body && method != http::Method::GET && method != http::Method::HEAD {
             method = http::Method::GET;
             body = Bytes::new();
-            headers.remove(header::CONTENT_TYPE);
+            to_get = true;
         }
-        if same_origin {
-            if let Ok(v) = HeaderValue::from_str(&uri.to_string()) {
-                headers.insert(header::REFERER, v);
-            }
+        if same_origin && !crossed_origin {
+            referer = HeaderValue::from_str(&uri.to_string()).ok();
         } else {
             // Another host, or a downgrade to plain http: the client's forwarded headers
-            // (credentials, API keys, cookies) and the previous URL stay behind.
-            headers = cross_origin_headers(&headers);
+            // (credentials, API keys, cookies) and the previous URL stay behind, for good.
+            crossed_origin = true;
+            referer = None;
         }
         uri = next;
     }
