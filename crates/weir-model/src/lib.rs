@@ -1,6 +1,7 @@
 //! The validated gateway model: what the data plane serves, with every string already parsed
 //! into typed values and every default applied. Pure: no I/O, no kube, no sockets.
 
+pub mod auth;
 pub mod convert;
 pub mod duration;
 pub mod spec;
@@ -11,6 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use auth::{ApiKeys, Auth, ClaimPath, JwksSource, JwtAlgorithm, JwtAuth, ScopesMatcher};
 pub use duration::{format_go, parse_duration, DurationError, GoDuration};
 pub use template::{PathTemplate, Piece, TemplateError, UrlTemplate};
 
@@ -462,6 +464,8 @@ pub struct Endpoint {
     pub static_response: Option<StaticResponse>,
     /// Path parameters may carry encoded slashes to backends.
     pub allow_encoded_slashes: bool,
+    /// Who may call it; `None` = anyone.
+    pub auth: Option<Auth>,
     /// At least one backend.
     pub backends: Vec<Backend>,
 }
@@ -537,6 +541,8 @@ pub struct Settings {
     pub cors: Option<Cors>,
     /// Peers (CIDRs) whose `X-Forwarded-For` is believed: load balancers in front of Weir.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Authentication of every endpoint that does not set its own.
+    pub auth: Option<Auth>,
 }
 
 impl Default for Settings {
@@ -558,6 +564,7 @@ impl Default for Settings {
             flavor: Flavor::Weir,
             cors: None,
             trusted_proxies: Vec::new(),
+            auth: None,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use weir_model::{self as model, Gateway, RouteKey};
 
+use crate::auth::AuthRegistry;
 use crate::plan::{compile_endpoint, CompiledEndpoint};
 use crate::router::{InsertError, Router};
 use crate::telemetry::metrics::Metrics;
@@ -68,6 +69,8 @@ pub struct RouteTable {
     pub router: Router<CompiledEndpoint>,
     /// Every endpoint by its route.
     pub by_key: HashMap<RouteKey, Arc<CompiledEndpoint>>,
+    /// Key sets and key files, handed on from table to table.
+    auth: Arc<AuthRegistry>,
 }
 
 impl RouteTable {
@@ -102,6 +105,7 @@ impl RouteTable {
         metrics: &Arc<Metrics>,
     ) -> Result<Self, RouteError> {
         let flavor = gateway.settings.flavor;
+        let auth = previous.map_or_else(Arc::default, |p| p.auth.clone());
         let flavor_changed = previous.is_some_and(|p| p.settings.flavor != flavor);
         let mut router = Router::default();
         let mut by_key = HashMap::with_capacity(gateway.endpoints.len());
@@ -118,6 +122,7 @@ impl RouteTable {
                     old.map(|o| o.as_ref()),
                     flavor,
                     metrics,
+                    &auth,
                 )),
             };
             let m = &compiled.model;
@@ -145,6 +150,7 @@ impl RouteTable {
             endpoints,
             router,
             by_key,
+            auth,
         })
     }
 

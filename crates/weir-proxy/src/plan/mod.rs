@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 
 use weir_model::{self as model, BaseUrl, StaticStrategy};
 
+use crate::auth::{AuthPlan, AuthRegistry, ClaimRef};
 use crate::qos::{CircuitBreaker, ClientLimiter, Limiter};
 use crate::telemetry::metrics::{BackendMetrics, EndpointMetrics, Metrics};
 use crate::transform::TransformPlan;
@@ -102,17 +103,21 @@ pub struct CompiledEndpoint {
     pub static_data: Option<StaticPlan>,
     /// `X-Weir-Completed` or `X-KrakenD-Completed`.
     pub completed_header: HeaderName,
+    /// Authentication, checked before the rate limits.
+    pub auth: Option<Arc<AuthPlan>>,
     /// Metric handles.
     pub metrics: EndpointMetrics,
 }
 
 /// Compiles one endpoint. `old` is the endpoint of the same route in the previous table:
-/// limiter and breaker state carry over wherever their settings did not change.
+/// limiter and breaker state carry over wherever their settings did not change. Key sets
+/// and key files come from `auth` (shared, surviving reloads).
 pub fn compile_endpoint(
     model: Arc<model::Endpoint>,
     old: Option<&CompiledEndpoint>,
     flavor: model::Flavor,
     metrics: &Arc<Metrics>,
+    auth: &AuthRegistry,
 ) -> CompiledEndpoint {
     let ep = &model;
     let template = ep.path.as_str();
@@ -184,8 +189,25 @@ pub fn compile_endpoint(
         .collect();
     path_params.sort_unstable();
     path_params.dedup();
+    let mut claim_refs: Vec<ClaimRef> = Vec::new();
+    for b in &backends {
+        for (path, in_path) in b.url.claims() {
+            let r = ClaimRef {
+                path: path.clone(),
+                in_path,
+            };
+            if !claim_refs.contains(&r) {
+                claim_refs.push(r);
+            }
+        }
+    }
+    let auth = ep
+        .auth
+        .as_ref()
+        .map(|a| Arc::new(AuthPlan::compile(a, auth, claim_refs)));
     let secs = ep.cache_ttl.as_secs();
     CompiledEndpoint {
+        auth,
         cache_control: (secs > 0).then(|| HeaderValue::from(secs)).map(|n| {
             // `public, max-age=` + digits is always a valid header value.
             HeaderValue::from_str(&format!("public, max-age={}", n.to_str().unwrap_or("0")))
