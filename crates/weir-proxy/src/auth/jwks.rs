@@ -314,6 +314,8 @@ impl Fetch for FileFetch {
 pub struct Loaded {
     /// The keys.
     pub set: KeySet,
+    /// Increases with every set loaded into the cache (verified tokens name it).
+    pub generation: u64,
     at: Instant,
 }
 
@@ -348,6 +350,8 @@ pub struct JwksCache {
     ctl: Mutex<Ctl>,
     /// Counts finished attempts; waiters watch it.
     attempts: watch::Sender<u64>,
+    /// Sets loaded so far.
+    loads: std::sync::atomic::AtomicU64,
     spawner: Spawner,
 }
 
@@ -360,6 +364,7 @@ impl JwksCache {
             current: ArcSwapOption::empty(),
             ctl: Mutex::new(Ctl::default()),
             attempts: watch::channel(0).0,
+            loads: std::sync::atomic::AtomicU64::new(0),
             spawner,
         })
     }
@@ -397,6 +402,17 @@ impl JwksCache {
                 None => Err(Miss::UnknownKid),
             },
         }
+    }
+
+    /// The generation of the set in use, after starting a background refresh when it is
+    /// older than `cacheTTL` (what [`JwksCache::key_for`] does for a request that skips it).
+    pub fn current_generation(self: &Arc<Self>) -> Option<u64> {
+        let loaded = self.current.load();
+        let l = loaded.as_ref()?;
+        if l.at.elapsed() >= self.ttl {
+            self.trigger(Why::Stale);
+        }
+        Some(l.generation)
     }
 
     /// Starts a fetch if `why` allows one now; true when a fetch is running afterwards
@@ -437,8 +453,13 @@ impl JwksCache {
         let ok = match result.and_then(|bytes| KeySet::parse(&bytes)) {
             Ok(set) => {
                 info!(source = %self.fetch.describe(), keys = set.len(), "key set loaded");
+                let generation = self
+                    .loads
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1;
                 self.current.store(Some(Arc::new(Loaded {
                     set,
+                    generation,
                     at: Instant::now(),
                 })));
                 true

@@ -12,6 +12,7 @@ use weir_model::{ClaimPath, JwtAlgorithm, JwtAuth, ScopesMatcher};
 
 use super::claims::{self, Claims};
 use super::jwks::{JwksCache, Miss};
+use super::verified::Verified;
 use super::{Reason, Rejection};
 
 /// Longest token read; anything longer is refused before it is parsed.
@@ -27,6 +28,8 @@ pub struct JwtPlan {
     scopes: Vec<String>,
     scopes_matcher: ScopesMatcher,
     cookie: Option<String>,
+    leeway: u64,
+    verified: Verified,
     /// Claims sent upstream, with their header.
     pub propagate: Vec<(ClaimPath, HeaderName)>,
 }
@@ -91,6 +94,8 @@ impl JwtPlan {
             scopes: jwt.scopes.clone(),
             scopes_matcher: jwt.scopes_matcher,
             cookie: jwt.cookie.clone(),
+            leeway: jwt.leeway.as_secs(),
+            verified: Verified::default(),
             propagate: jwt
                 .propagate_claims
                 .iter()
@@ -123,12 +128,18 @@ impl JwtPlan {
     }
 
     /// Validates the request's token and returns its claims.
-    pub async fn verify(&self, headers: &HeaderMap) -> Result<Claims, Rejection> {
+    pub async fn verify(&self, headers: &HeaderMap) -> Result<Arc<Claims>, Rejection> {
         let token = self
             .token(headers)
             .ok_or(Rejection::unauthorized(Reason::Missing, "no bearer token"))?;
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Rejection::unauthorized(Reason::Malformed, "token too long"));
+        }
+        if let Some(generation) = self.keys.current_generation() {
+            let now = jsonwebtoken::get_current_timestamp();
+            if let Some(claims) = self.verified.get(token, generation, now, self.leeway) {
+                return Ok(claims);
+            }
         }
         let head = jsonwebtoken::decode_header(token)
             .map_err(|_| Rejection::unauthorized(Reason::Malformed, "malformed token"))?;
@@ -170,7 +181,7 @@ impl JwtPlan {
             };
             Rejection::unauthorized(reason, text)
         })?;
-        let claims = data.claims;
+        let claims = Arc::new(data.claims);
         if !self.roles.is_empty() {
             let held = claims::lookup(&claims, &self.roles_claim)
                 .map(claims::words)
@@ -192,6 +203,81 @@ impl JwtPlan {
                 return Err(Rejection::forbidden(Reason::Scope, "missing scope"));
             }
         }
+        self.verified.insert(token, claims.clone(), set.generation);
         Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::background::{LazyRuntime, Spawner};
+    use crate::auth::jwks;
+    use weir_model::{JwksSource, ScopesMatcher};
+
+    fn plan(cookie: Option<&str>) -> JwtPlan {
+        let source = JwksSource::File("/nonexistent".into());
+        let keys = JwksCache::new(
+            jwks::fetcher(&source),
+            std::time::Duration::from_secs(60),
+            Spawner::Lazy(Arc::new(LazyRuntime::default())),
+        );
+        let path = |s: &str| ClaimPath::parse(s).unwrap();
+        JwtPlan::compile(
+            &JwtAuth {
+                keys: source,
+                algorithms: vec![JwtAlgorithm::Rs256],
+                issuer: None,
+                audience: vec![],
+                roles_claim: path("roles"),
+                roles: vec![],
+                scopes_claim: path("scope"),
+                scopes: vec![],
+                scopes_matcher: ScopesMatcher::Any,
+                propagate_claims: vec![],
+                cookie: cookie.map(str::to_string),
+                cache_ttl: std::time::Duration::from_secs(60),
+                leeway: std::time::Duration::ZERO,
+            },
+            keys,
+        )
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, http::HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn tokens_come_from_bearer_headers_and_the_cookie() {
+        let p = plan(None);
+        assert_eq!(
+            p.token(&headers(&[("authorization", "Bearer a.b.c")])),
+            Some("a.b.c")
+        );
+        assert_eq!(
+            p.token(&headers(&[("authorization", "bearer  a.b.c ")])),
+            Some("a.b.c")
+        );
+        assert_eq!(
+            p.token(&headers(&[("authorization", "Basic dXNlcg==")])),
+            None
+        );
+        assert_eq!(p.token(&headers(&[("authorization", "Bearer ")])), None);
+        assert_eq!(p.token(&headers(&[("cookie", "session=a.b.c")])), None);
+        let p = plan(Some("session"));
+        let h = headers(&[
+            ("cookie", "theme=dark; session=x.y.z"),
+            ("authorization", "Bearer a.b.c"),
+        ]);
+        assert_eq!(p.token(&h), Some("x.y.z"), "the cookie first");
+        assert_eq!(
+            p.token(&headers(&[("authorization", "Bearer a.b.c")])),
+            Some("a.b.c")
+        );
+        assert_eq!(p.token(&headers(&[("cookie", "sessionx=1")])), None);
     }
 }

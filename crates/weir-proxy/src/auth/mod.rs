@@ -20,6 +20,7 @@ pub mod claims;
 pub mod crypto;
 pub mod jwks;
 pub mod jwt;
+pub mod verified;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -232,7 +233,7 @@ impl AuthPlan {
         }
     }
 
-    fn accept(&self, claims: Option<Claims>) -> Result<Accepted, Rejection> {
+    fn accept(&self, claims: Option<Arc<Claims>>) -> Result<Accepted, Rejection> {
         for r in &self.claim_refs {
             let value = claims.as_ref().and_then(|c| claims::lookup(c, &r.path));
             let Some(value) = value else {
@@ -259,10 +260,7 @@ impl AuthPlan {
                 .collect(),
             (None, _) => Vec::new(),
         };
-        Ok(Accepted {
-            claims: claims.map(Arc::new),
-            headers,
-        })
+        Ok(Accepted { claims, headers })
     }
 }
 
