@@ -5,13 +5,14 @@
 //! else a token is checked for (signature, issuer, audience, roles, scopes) cannot change
 //! while its bytes and the key set stay the same. A key set refresh invalidates every entry.
 //!
-//! Bounded: [`CAPACITY`] tokens per endpoint, in shards with a lock each (the workers run
-//! on several threads); a full shard is emptied. A flood of distinct valid tokens therefore
+//! Bounded: [`CAPACITY`] tokens per endpoint, in shards with a read-write lock each (the
+//! workers run on several threads and mostly read: a worker descheduled while it reads
+//! never blocks another reader); a full shard is emptied. A flood of distinct valid tokens therefore
 //! costs what it would without the cache, plus the inserts; invalid tokens are never kept.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
@@ -32,14 +33,14 @@ struct Entry {
 /// The verified tokens of one endpoint.
 pub struct Verified {
     hasher: RandomState,
-    shards: [Mutex<HashMap<Box<str>, Entry>>; SHARDS],
+    shards: [RwLock<HashMap<Box<str>, Entry>>; SHARDS],
 }
 
 impl Default for Verified {
     fn default() -> Self {
         Self {
             hasher: RandomState::new(),
-            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            shards: std::array::from_fn(|_| RwLock::new(HashMap::new())),
         }
     }
 }
@@ -49,14 +50,14 @@ fn number(claims: &Claims, name: &str) -> Option<f64> {
 }
 
 impl Verified {
-    fn shard(&self, token: &str) -> &Mutex<HashMap<Box<str>, Entry>> {
+    fn shard(&self, token: &str) -> &RwLock<HashMap<Box<str>, Entry>> {
         &self.shards[(self.hasher.hash_one(token) as usize) % SHARDS]
     }
 
     /// The claims of `token` if it was verified against key set `generation` and is still
     /// within its `exp`/`nbf` (with `leeway` seconds) at `now` (seconds since the epoch).
     pub fn get(&self, token: &str, generation: u64, now: u64, leeway: u64) -> Option<Arc<Claims>> {
-        let shard = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
+        let shard = self.shard(token).read().unwrap_or_else(|p| p.into_inner());
         let e = shard.get(token)?;
         let now = now as f64;
         let leeway = leeway as f64;
@@ -73,7 +74,7 @@ impl Verified {
             claims,
             generation,
         };
-        let mut shard = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
+        let mut shard = self.shard(token).write().unwrap_or_else(|p| p.into_inner());
         if shard.len() >= CAPACITY / SHARDS {
             shard.clear();
         }
@@ -110,7 +111,7 @@ mod tests {
         for i in 0..(CAPACITY * 3) {
             v.insert(&format!("t{i}"), claims(json!({"exp": 100})), 1);
         }
-        let total: usize = v.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        let total: usize = v.shards.iter().map(|s| s.read().unwrap().len()).sum();
         assert!(total <= CAPACITY, "{total}");
     }
 }
