@@ -89,7 +89,7 @@ const MAPPED: &str = r#"{
     },
     {
       "endpoint": "/private",
-      "extra_config": {"auth/validator": {"alg": "RS256"}},
+      "extra_config": {"validation/json-schema": {"type": "object"}},
       "backend": [{"url_pattern": "/private"}]
     }
   ]
@@ -175,7 +175,7 @@ fn unimplemented_namespaces_are_warned_once_by_name() {
         "{w}"
     );
     assert!(
-        w.contains("/private is not served: it relies on auth/validator"),
+        w.contains("/private is not served: it relies on validation/json-schema"),
         "{w}"
     );
 }

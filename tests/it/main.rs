@@ -4,6 +4,7 @@
 
 mod support;
 
+mod auth;
 mod bad_backends;
 mod cli;
 mod conformance;

@@ -523,7 +523,9 @@ fn map_endpoint(
     let path = ep.endpoint.as_str();
     let at = format!("endpoints[{index}] {path}");
     // Leave out endpoints whose checks Weir cannot perform, and say which and why.
-    let mut guards: Vec<&str> = guard_namespaces(&ep.extra_config).collect();
+    let mut guards: Vec<&str> = guard_namespaces(&ep.extra_config)
+        .filter(|ns| !super::krakend_auth::MAPPED.contains(ns))
+        .collect();
     for b in &ep.backend {
         guards.extend(guard_namespaces(&b.extra_config));
     }
@@ -608,6 +610,24 @@ fn map_endpoint(
                     cx.unknown_keys("endpoint proxy option ", &p.other, &at);
                 }
             }
+            "auth/validator" => match super::krakend_auth::validator(value) {
+                Ok(m) => {
+                    for key in m.unsupported {
+                        cx.unsupported(format!("auth/validator option \"{key}\""), at.clone());
+                    }
+                    cx.skipped.extend(
+                        m.notes
+                            .into_iter()
+                            .map(|n| format!("{}: {at}: {n}", cx.file)),
+                    );
+                    spec.auth = Some(m.auth);
+                }
+                Err(errors) => {
+                    for (f, message) in errors {
+                        cx.err(Some(path), format!("{field}.{f}"), message);
+                    }
+                }
+            },
             other => cx.unsupported(format!("extra_config namespace \"{other}\""), at.clone()),
         }
     }

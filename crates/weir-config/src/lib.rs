@@ -4,6 +4,7 @@
 //! validated [`model::Gateway`]. The [`watch`] module turns file changes into new models.
 
 pub mod krakend;
+pub mod krakend_auth;
 pub mod settings;
 pub mod watch;
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use weir_model::convert as api_convert;
-use weir_model::spec::{EndpointSpec, OutputEncodingSpec, RateLimitSpec};
+use weir_model::spec::{AuthSpec, EndpointSpec, OutputEncodingSpec, RateLimitSpec};
 use weir_model::{self as model, EndpointRateLimit, FieldError, Settings};
 
 /// `/__health` options.
@@ -150,6 +150,9 @@ pub struct SettingsFile {
     /// Idle timeout of an upgraded WebSocket connection (default 1h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub websocket_idle_timeout: Option<String>,
+    /// Authentication of every endpoint that does not set its own `auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
     /// Endpoints (local mode).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<EndpointSpec>,
@@ -231,7 +234,16 @@ impl SettingsFile {
             }
             cors
         });
+        let auth = self.auth.as_ref().and_then(|a| {
+            let mut problems = Vec::new();
+            let converted = api_convert::auth(a, "auth", &mut problems);
+            for (field, message) in problems {
+                err(&field, message);
+            }
+            converted
+        });
         let settings = Settings {
+            auth,
             port: self.port.unwrap_or(d.port),
             admin_port: self.admin_port,
             timeout,

@@ -9,7 +9,13 @@ use crate::{
     StaticResponse, StaticStrategy, UrlTemplate,
 };
 
+use crate::auth::{
+    self as model_auth, ApiKeys, Auth, ClaimPath, JwksSource, JwtAlgorithm, JwtAuth, ScopesMatcher,
+};
 use crate::spec::*;
+
+/// The placeholder prefix that inserts a claim of the validated token: `{JWT.sub}`.
+pub const JWT_PLACEHOLDER: &str = "JWT.";
 
 /// What a spec inherits from its surroundings.
 #[derive(Debug, Clone)]
@@ -143,6 +149,163 @@ pub fn rate_limit(
     EndpointRateLimit { endpoint, client }
 }
 
+fn jwt_algorithm(a: JwtAlgorithmSpec) -> JwtAlgorithm {
+    match a {
+        JwtAlgorithmSpec::Hs256 => JwtAlgorithm::Hs256,
+        JwtAlgorithmSpec::Hs384 => JwtAlgorithm::Hs384,
+        JwtAlgorithmSpec::Hs512 => JwtAlgorithm::Hs512,
+        JwtAlgorithmSpec::Rs256 => JwtAlgorithm::Rs256,
+        JwtAlgorithmSpec::Rs384 => JwtAlgorithm::Rs384,
+        JwtAlgorithmSpec::Rs512 => JwtAlgorithm::Rs512,
+        JwtAlgorithmSpec::Ps256 => JwtAlgorithm::Ps256,
+        JwtAlgorithmSpec::Ps384 => JwtAlgorithm::Ps384,
+        JwtAlgorithmSpec::Ps512 => JwtAlgorithm::Ps512,
+        JwtAlgorithmSpec::Es256 => JwtAlgorithm::Es256,
+        JwtAlgorithmSpec::Es384 => JwtAlgorithm::Es384,
+        JwtAlgorithmSpec::EdDsa => JwtAlgorithm::EdDsa,
+    }
+}
+
+fn header_name(text: &str) -> Result<String, String> {
+    http::HeaderName::from_bytes(text.as_bytes())
+        .map(|h| h.as_str().to_string())
+        .map_err(|_| format!("{text:?} is not a valid header name"))
+}
+
+/// Converts an `auth` block; `field` prefixes error paths (`auth`). An empty block (neither
+/// `jwt` nor `apiKeys`) converts to `None`: the endpoint is public.
+pub fn auth(spec: &AuthSpec, field: &str, errors: &mut Vec<(String, String)>) -> Option<Auth> {
+    let mut err = |f: String, m: String| errors.push((f, m));
+    let jwt = spec.jwt.as_ref().map(|j| {
+        let f = |name: &str| format!("{field}.jwt.{name}");
+        let keys = match (&j.jwks_url, &j.jwks_file) {
+            (Some(_), Some(_)) => {
+                err(f("jwksUrl"), "set either jwksUrl or jwksFile, not both".into());
+                None
+            }
+            (None, None) => {
+                err(f("jwksUrl"), "a key set is required: set jwksUrl or jwksFile".into());
+                None
+            }
+            (None, Some(file)) => {
+                if file.is_empty() {
+                    err(f("jwksFile"), "may not be empty".into());
+                }
+                Some(JwksSource::File(file.into()))
+            }
+            (Some(url), None) => match url.parse::<http::Uri>() {
+                Ok(uri) if uri.host().is_some() => {
+                    let scheme = uri.scheme_str().unwrap_or("");
+                    if scheme == "http" && !j.allow_http {
+                        err(
+                            f("jwksUrl"),
+                            format!("{url} is plain http: keys fetched in clear text can be replaced on the way; use https, or set allowHttp: true"),
+                        );
+                    } else if scheme != "http" && scheme != "https" {
+                        err(f("jwksUrl"), format!("{url}: only http and https are supported"));
+                    }
+                    Some(JwksSource::Url {
+                        url: uri,
+                        allow_http: j.allow_http,
+                        ca_file: j.ca_file.as_ref().map(Into::into),
+                    })
+                }
+                _ => {
+                    err(f("jwksUrl"), format!("{url:?} is not an absolute http(s) URL"));
+                    None
+                }
+            },
+        };
+        if j.ca_file.is_some() && !matches!(keys, Some(JwksSource::Url { .. })) {
+            err(f("caFile"), "only applies to a jwksUrl".into());
+        }
+        let mut algorithms: Vec<JwtAlgorithm> = j.algorithms.iter().map(|a| jwt_algorithm(*a)).collect();
+        algorithms.sort_unstable();
+        algorithms.dedup();
+        if algorithms.is_empty() {
+            err(f("algorithms"), "list the accepted algorithms, e.g. [RS256] (none is never accepted)".into());
+        }
+        let claim = |name: &str, raw: Option<&String>, default: &str, err: &mut dyn FnMut(String, String)| {
+            let raw = raw.map_or(default, String::as_str);
+            ClaimPath::parse(raw).unwrap_or_else(|e| {
+                err(f(name), e);
+                ClaimPath { raw: default.into(), steps: vec![default.into()] }
+            })
+        };
+        let roles_claim = claim("rolesClaim", j.roles_claim.as_ref(), model_auth::DEFAULT_ROLES_CLAIM, &mut err);
+        let scopes_claim = claim("scopesClaim", j.scopes_claim.as_ref(), model_auth::DEFAULT_SCOPES_CLAIM, &mut err);
+        let mut propagate_claims = Vec::with_capacity(j.propagate_claims.len());
+        for (i, [c, h]) in j.propagate_claims.iter().enumerate() {
+            let at = f(&format!("propagateClaims[{i}]"));
+            match (ClaimPath::parse(c), header_name(h)) {
+                (Ok(c), Ok(h)) => propagate_claims.push((c, h)),
+                (Err(e), _) | (_, Err(e)) => err(at, e),
+            }
+        }
+        if let Some(c) = j.cookie.as_ref().filter(|c| c.is_empty() || c.contains([';', '=', ' '])) {
+            err(f("cookie"), format!("{c:?} is not a cookie name"));
+        }
+        let dur = |name: &str, v: Option<&String>, default: Duration, err: &mut dyn FnMut(String, String)| match v {
+            None => default,
+            Some(s) => crate::parse_duration(s).unwrap_or_else(|e| {
+                err(f(name), e.to_string());
+                default
+            }),
+        };
+        let cache_ttl = dur("cacheTTL", j.cache_ttl.as_ref(), model_auth::DEFAULT_JWKS_TTL, &mut err);
+        if cache_ttl < model_auth::MIN_JWKS_TTL {
+            err(f("cacheTTL"), "must be at least 1s".into());
+        }
+        let leeway = dur("leeway", j.leeway.as_ref(), Duration::ZERO, &mut err);
+        keys.map(|keys| JwtAuth {
+            keys,
+            algorithms,
+            issuer: j.issuer.clone().filter(|i| !i.is_empty()),
+            audience: j.audience.iter().filter(|a| !a.is_empty()).cloned().collect(),
+            roles_claim,
+            roles: j.roles.clone(),
+            scopes_claim,
+            scopes: j.scopes.clone(),
+            scopes_matcher: match j.scopes_matcher {
+                Some(ScopesMatcherSpec::All) => ScopesMatcher::All,
+                Some(ScopesMatcherSpec::Any) | None => ScopesMatcher::Any,
+            },
+            propagate_claims,
+            cookie: j.cookie.clone(),
+            cache_ttl,
+            leeway,
+        })
+    });
+    let api_keys = spec.api_keys.as_ref().map(|k| {
+        let f = |name: &str| format!("{field}.apiKeys.{name}");
+        if k.file.is_empty() {
+            err(f("file"), "may not be empty".into());
+        }
+        let header = match (&k.header, &k.query) {
+            (Some(h), _) => header_name(h).map(Some).unwrap_or_else(|e| {
+                err(f("header"), e);
+                None
+            }),
+            (None, Some(_)) => None,
+            (None, None) => Some(model_auth::DEFAULT_API_KEY_HEADER.to_string()),
+        };
+        if k.query.as_ref().is_some_and(String::is_empty) {
+            err(f("query"), "may not be empty".into());
+        }
+        ApiKeys {
+            file: k.file.clone().into(),
+            header,
+            query: k.query.clone(),
+            roles: k.roles.clone(),
+        }
+    });
+    let auth = Auth {
+        jwt: jwt.flatten(),
+        api_keys,
+    };
+    auth.is_enabled().then_some(auth)
+}
+
 /// Validates one endpoint spec and converts it into the model.
 pub fn endpoint_to_model(
     spec: &EndpointSpec,
@@ -229,6 +392,18 @@ pub fn endpoint_to_model(
             ),
         );
     }
+    let endpoint_auth = match &spec.auth {
+        Some(a) => {
+            let mut problems = Vec::new();
+            let converted = auth(a, "auth", &mut problems);
+            for (f, m) in problems {
+                cx.err(f, m);
+            }
+            converted
+        }
+        None => settings.auth.clone(),
+    };
+    let has_jwt = endpoint_auth.as_ref().is_some_and(|a| a.jwt.is_some());
     let static_response = spec.static_response.as_ref().map(|s| StaticResponse {
         strategy: match s.strategy {
             StaticStrategySpec::Always => StaticStrategy::Always,
@@ -286,6 +461,19 @@ pub fn endpoint_to_model(
         for piece in url_pattern.pieces() {
             let Piece::Param(name) = piece else { continue };
             if path.params().contains(name) {
+                continue;
+            }
+            if let Some(claim) = name.strip_prefix(JWT_PLACEHOLDER) {
+                if let Err(e) = ClaimPath::parse(claim) {
+                    cx.err(f("urlPattern"), format!("{{{name}}}: {e}"));
+                } else if !has_jwt {
+                    cx.err(
+                        f("urlPattern"),
+                        format!(
+                            "{{{name}}} inserts a claim of the token: the endpoint needs auth.jwt"
+                        ),
+                    );
+                }
                 continue;
             }
             match sequential_ref(name) {
@@ -451,6 +639,7 @@ pub fn endpoint_to_model(
         sequential: spec.sequential,
         static_response,
         allow_encoded_slashes: spec.allow_encoded_slashes,
+        auth: endpoint_auth,
         backends,
     })
 }

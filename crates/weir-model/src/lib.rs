@@ -1,6 +1,7 @@
 //! The validated gateway model: what the data plane serves, with every string already parsed
 //! into typed values and every default applied. Pure: no I/O, no kube, no sockets.
 
+pub mod auth;
 pub mod convert;
 pub mod duration;
 pub mod spec;
@@ -11,6 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use auth::{ApiKeys, Auth, ClaimPath, JwksSource, JwtAlgorithm, JwtAuth, ScopesMatcher};
 pub use duration::{format_go, parse_duration, DurationError, GoDuration};
 pub use template::{PathTemplate, Piece, TemplateError, UrlTemplate};
 
@@ -514,6 +516,8 @@ pub struct Endpoint {
     pub static_response: Option<StaticResponse>,
     /// Path parameters may carry encoded slashes to backends.
     pub allow_encoded_slashes: bool,
+    /// Who may call it; `None` = anyone.
+    pub auth: Option<Auth>,
     /// At least one backend.
     pub backends: Vec<Backend>,
 }
@@ -597,6 +601,8 @@ pub struct Settings {
     pub tls: Option<TlsSettings>,
     /// How long an upgraded (WebSocket) connection may stay silent in both directions.
     pub websocket_idle_timeout: Duration,
+    /// Authentication of every endpoint that does not set its own.
+    pub auth: Option<Auth>,
 }
 
 impl Default for Settings {
@@ -622,6 +628,7 @@ impl Default for Settings {
             http2: true,
             tls: None,
             websocket_idle_timeout: Duration::from_secs(3600),
+            auth: None,
         }
     }
 }

@@ -211,6 +211,152 @@ pub struct StaticResponseSpec {
     pub data: serde_json::Map<String, serde_json::Value>,
 }
 
+/// A JWS signature algorithm. `none` is not among them: an unsigned token is never accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum JwtAlgorithmSpec {
+    /// HMAC SHA-256 (shared secret; the key set must hold an `oct` key).
+    #[serde(rename = "HS256")]
+    Hs256,
+    /// HMAC SHA-384.
+    #[serde(rename = "HS384")]
+    Hs384,
+    /// HMAC SHA-512.
+    #[serde(rename = "HS512")]
+    Hs512,
+    /// RSASSA-PKCS1-v1_5 SHA-256.
+    #[serde(rename = "RS256")]
+    Rs256,
+    /// RSASSA-PKCS1-v1_5 SHA-384.
+    #[serde(rename = "RS384")]
+    Rs384,
+    /// RSASSA-PKCS1-v1_5 SHA-512.
+    #[serde(rename = "RS512")]
+    Rs512,
+    /// RSASSA-PSS SHA-256.
+    #[serde(rename = "PS256")]
+    Ps256,
+    /// RSASSA-PSS SHA-384.
+    #[serde(rename = "PS384")]
+    Ps384,
+    /// RSASSA-PSS SHA-512.
+    #[serde(rename = "PS512")]
+    Ps512,
+    /// ECDSA P-256 SHA-256.
+    #[serde(rename = "ES256")]
+    Es256,
+    /// ECDSA P-384 SHA-384.
+    #[serde(rename = "ES384")]
+    Es384,
+    /// Ed25519.
+    #[serde(rename = "EdDSA")]
+    EdDsa,
+}
+
+/// How several required scopes are matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScopesMatcherSpec {
+    /// One of the listed scopes is enough (the default).
+    Any,
+    /// Every listed scope is needed.
+    All,
+}
+
+/// JWT validation: the token (`Authorization: Bearer`, or a cookie) must be signed by a key
+/// of the key set, unexpired, and carry the issuer, audience, roles and scopes asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwtSpec {
+    /// URL of the JSON Web Key Set (`https://idp/.well-known/jwks.json`), fetched and cached;
+    /// `http://` needs `allowHttp`. Set this or `jwksFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// Path of a JSON Web Key Set file (for example a mounted Secret). Set this or `jwksUrl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_file: Option<String>,
+    /// Accepted signature algorithms (required). HMAC keys of the set are used only when an
+    /// HS algorithm is listed; `none` is never accepted.
+    #[serde(default)]
+    pub algorithms: Vec<JwtAlgorithmSpec>,
+    /// Required issuer (`iss`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Accepted audiences (`aud`): the token must name one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audience: Vec<String>,
+    /// Claim holding the roles, a dot path for nested claims (`realm_access.roles`; default `roles`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles_claim: Option<String>,
+    /// Required roles: the token must hold one of them, else 403.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Claim holding the scopes, a space-separated string or an array (default `scope`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes_claim: Option<String>,
+    /// Required scopes, matched by `scopesMatcher`; missing ones answer 403.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// `any` (default) or `all` of `scopes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes_matcher: Option<ScopesMatcherSpec>,
+    /// Claims sent to the backends as request headers, as `[claim, Header]` pairs (arrays
+    /// joined by commas, objects as JSON). A client's own header of that name is dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub propagate_claims: Vec<[String; 2]>,
+    /// Read the token from this cookie (when the request has no such cookie, from
+    /// `Authorization: Bearer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+    /// How long a fetched key set is used (default 15m); an unknown `kid` refreshes it
+    /// sooner, at most once per 10 s.
+    #[serde(default, rename = "cacheTTL", skip_serializing_if = "Option::is_none")]
+    pub cache_ttl: Option<String>,
+    /// Clock skew tolerated on `exp` and `nbf` (default 0s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leeway: Option<String>,
+    /// PEM file of the certificate authorities trusted for an `https` `jwksUrl` (default:
+    /// the public web roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Allow a plain `http://` `jwksUrl` (default false: keys fetched in clear text can be
+    /// replaced on the way).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_http: bool,
+}
+
+/// API keys: the request carries a key listed in `file`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiKeysSpec {
+    /// File with one `key role role...` per line (`#` comments), watched for changes; in
+    /// Kubernetes a mounted Secret.
+    pub file: String,
+    /// Header carrying the key (default `X-Api-Key` unless `query` is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// Query parameter carrying the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Required roles: the key must hold one of them, else 403.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+}
+
+/// Who may call an endpoint. Without a valid credential the answer is 401 (with
+/// `WWW-Authenticate: Bearer`); with one that lacks a role or scope, 403. Rejected requests
+/// never reach a backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthSpec {
+    /// JWT validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtSpec>,
+    /// API keys. With `jwt` too, a request carrying an API key is checked against the keys,
+    /// any other needs a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<ApiKeysSpec>,
+}
+
 /// One backend of an endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -377,6 +523,9 @@ pub struct EndpointSpec {
     /// Static data merged by strategy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub static_response: Option<StaticResponseSpec>,
+    /// Authentication (default: the settings' `auth`); `{}` makes the endpoint public.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
     /// The backends (at least one).
     #[schemars(length(min = 1))]
     pub backends: Vec<BackendSpec>,

@@ -1,6 +1,7 @@
 //! The data plane. It serves from one immutable [`table::RouteTable`] snapshot per request
 //! and cannot import `kube` (its Cargo.toml does not list it). One folder per part:
 //!
+//! - [`auth`]: JWT and API-key checks, with the key caches that outlive reloads.
 //! - [`server`]: listeners, the request entry, CORS; [`admin`]: the reserved endpoints.
 //! - [`router`] and [`table`]: the snapshot and its lookup.
 //! - [`plan`]: everything derivable from configuration, compiled when a table is built.
@@ -10,6 +11,7 @@
 //!   and breakers; [`telemetry`]: metrics and the access log.
 
 pub mod admin;
+pub mod auth;
 pub mod codec;
 pub mod error;
 pub mod pipeline;

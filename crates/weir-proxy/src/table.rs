@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use weir_model::{self as model, Gateway, RouteKey};
 
+use crate::auth::AuthRegistry;
 use crate::plan::{compile_endpoint, CompiledEndpoint};
 use crate::router::{InsertError, Router};
 use crate::telemetry::metrics::Metrics;
@@ -82,6 +83,8 @@ pub struct RouteTable {
     pub router: Router<CompiledEndpoint>,
     /// Every endpoint by its route.
     pub by_key: HashMap<RouteKey, Arc<CompiledEndpoint>>,
+    /// Key sets and key files, handed on from table to table.
+    auth: Arc<AuthRegistry>,
 }
 
 impl RouteTable {
@@ -116,6 +119,7 @@ impl RouteTable {
         metrics: &Arc<Metrics>,
     ) -> Result<Self, RouteError> {
         let flavor = gateway.settings.flavor;
+        let auth = previous.map_or_else(Arc::default, |p| p.auth.clone());
         let flavor_changed = previous.is_some_and(|p| p.settings.flavor != flavor);
         let mut router = Router::default();
         let mut by_key = HashMap::with_capacity(gateway.endpoints.len());
@@ -128,13 +132,13 @@ impl RouteTable {
                     o.clone()
                 }
                 _ => Arc::new(
-                    compile_endpoint(ep.clone(), old.map(|o| o.as_ref()), flavor, metrics)
+                    compile_endpoint(ep.clone(), old.map(|o| o.as_ref()), flavor, metrics, &auth)
                         .map_err(|(field, message)| RouteError::Backend {
-                            origin: ep.origin.clone(),
-                            path: ep.path.to_string(),
-                            field,
-                            message,
-                        })?,
+                        origin: ep.origin.clone(),
+                        path: ep.path.to_string(),
+                        field,
+                        message,
+                    })?,
                 ),
             };
             let m = &compiled.model;
@@ -162,6 +166,7 @@ impl RouteTable {
             endpoints,
             router,
             by_key,
+            auth,
         })
     }
 

@@ -63,6 +63,10 @@ pub struct Inbound {
     pub via: HeaderValue,
     /// Send buffered bodies chunked, as KrakenD does (Weir sends `Content-Length`).
     pub chunked_bodies: bool,
+    /// The validated token's claims (`{JWT.x}` placeholders).
+    pub claims: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// `propagateClaims` headers: each name with its value, or `None` to drop the client's.
+    pub claim_headers: Vec<(HeaderName, Option<HeaderValue>)>,
 }
 
 /// Hop-by-hop headers: meaningful for one connection only, never forwarded.
@@ -241,6 +245,8 @@ impl Inbound {
             forwarded_for,
             via,
             chunked_bodies,
+            claims: None,
+            claim_headers: Vec::new(),
         }
     }
 

@@ -1,7 +1,8 @@
 //! One endpoint request, top to bottom:
 //!
 //! ```text
-//!  endpoint gate (client limit 429, endpoint limit 503)
+//!  authentication (401/403, auth/)
+//!    → endpoint gate (client limit 429, endpoint limit 503)
 //!    → path parameters checked (400 on traversal)
 //!    → no-op: stream through one backend (noop.rs)
 //!    → else: read the body, fan out (fanout.rs), merge (merge.rs), render
@@ -27,6 +28,7 @@ use tracing::{debug, warn};
 
 use weir_model::{Flavor, OutputEncoding};
 
+use crate::auth::{Accepted, Reason, Rejection};
 use crate::plan::url::{check_catch_all, check_path_value};
 use crate::plan::CompiledEndpoint;
 use crate::qos::ClientDecision;
@@ -54,6 +56,32 @@ pub async fn handle(
 ) -> Response<Body> {
     let settings = table.settings();
     let deadline = Deadline::after(ep.model.timeout);
+    let accepted = match &ep.auth {
+        Some(plan) => {
+            let checked = deadline
+                .run(plan.check(req.headers(), req.uri().query()))
+                .await
+                .unwrap_or(Err(Rejection::unauthorized(
+                    Reason::NoKeys,
+                    "signing keys unavailable",
+                )));
+            match checked {
+                Ok(a) => a,
+                Err(rejection) => {
+                    ep.metrics.reject_auth(rejection.reason);
+                    debug!(
+                        endpoint = %ep.model.path,
+                        status = rejection.status.as_u16(),
+                        reason = rejection.reason.label(),
+                        "authentication refused: {}",
+                        rejection.text
+                    );
+                    return rejection.response(settings.return_error_message);
+                }
+            }
+        }
+        None => Accepted::default(),
+    };
     if let Some(status) = over_limit(ep, &req, &params, peer, table) {
         return text_response(status, Bytes::new(), &ep.completed_header);
     }
@@ -67,7 +95,7 @@ pub async fn handle(
     let (mut parts, body) = req.into_parts();
     if ep.model.output_encoding == OutputEncoding::NoOp {
         let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
-        let inbound = Inbound::new(
+        let mut inbound = Inbound::new(
             parts,
             params,
             Bytes::new(),
@@ -75,6 +103,8 @@ pub async fn handle(
             trusted,
             chunked_bodies,
         );
+        inbound.claims = accepted.claims;
+        inbound.claim_headers = accepted.headers;
         let request = noop::NoOpRequest {
             inbound,
             body,
@@ -132,7 +162,9 @@ pub async fn handle(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let inbound = Inbound::new(parts, params, body, peer.ip(), trusted, chunked_bodies);
+    let mut inbound = Inbound::new(parts, params, body, peer.ip(), trusted, chunked_bodies);
+    inbound.claims = accepted.claims;
+    inbound.claim_headers = accepted.headers;
     let mut outcome = if ep.model.sequential {
         fanout::sequential(clients, ep, &inbound, deadline).await
     } else {

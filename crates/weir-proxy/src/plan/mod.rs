@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 
 use weir_model::{self as model, StaticStrategy};
 
+use crate::auth::{AuthPlan, AuthRegistry, ClaimRef};
 use crate::qos::{CircuitBreaker, ClientLimiter, Limiter};
 use crate::telemetry::metrics::{BackendMetrics, EndpointMetrics, Metrics};
 use crate::transform::TransformPlan;
@@ -106,18 +107,22 @@ pub struct CompiledEndpoint {
     pub static_data: Option<StaticPlan>,
     /// `X-Weir-Completed` or `X-KrakenD-Completed`.
     pub completed_header: HeaderName,
+    /// Authentication, checked before the rate limits.
+    pub auth: Option<Arc<AuthPlan>>,
     /// Metric handles.
     pub metrics: EndpointMetrics,
 }
 
 /// Compiles one endpoint. `old` is the endpoint of the same route in the previous table:
-/// limiter and breaker state carry over wherever their settings did not change. Fails when
-/// a backend's TLS files cannot be used (field and reason).
+/// limiter and breaker state carry over wherever their settings did not change. Key sets
+/// and key files come from `auth` (shared, surviving reloads). Fails when a backend's TLS
+/// files cannot be used (field and reason).
 pub fn compile_endpoint(
     model: Arc<model::Endpoint>,
     old: Option<&CompiledEndpoint>,
     flavor: model::Flavor,
     metrics: &Arc<Metrics>,
+    auth: &AuthRegistry,
 ) -> Result<CompiledEndpoint, (String, String)> {
     let ep = &model;
     let template = ep.path.as_str();
@@ -219,8 +224,25 @@ pub fn compile_endpoint(
         .collect();
     path_params.sort_unstable();
     path_params.dedup();
+    let mut claim_refs: Vec<ClaimRef> = Vec::new();
+    for b in &backends {
+        for (path, in_path) in b.url.claims() {
+            let r = ClaimRef {
+                path: path.clone(),
+                in_path,
+            };
+            if !claim_refs.contains(&r) {
+                claim_refs.push(r);
+            }
+        }
+    }
+    let auth = ep
+        .auth
+        .as_ref()
+        .map(|a| Arc::new(AuthPlan::compile(a, auth, claim_refs)));
     let secs = ep.cache_ttl.as_secs();
     Ok(CompiledEndpoint {
+        auth,
         cache_control: (secs > 0)
             .then(|| HeaderValue::from_str(&format!("public, max-age={secs}")).ok())
             .flatten(),

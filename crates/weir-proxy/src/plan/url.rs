@@ -87,6 +87,14 @@ pub enum UrlPart {
         /// Index into the request's parameters.
         index: usize,
     },
+    /// A claim of the validated token (`{JWT.sub}`); checked before any backend is called
+    /// (missing: 401; unsafe in a path: 401).
+    Claim {
+        /// The claim.
+        path: weir_model::ClaimPath,
+        /// In the path part (checked) or the query part (only encoded).
+        in_path: bool,
+    },
     /// A value from an earlier backend's answer (`{resp0_a.b}`), sequential endpoints only.
     Previous {
         /// Which backend answered it.
@@ -151,6 +159,10 @@ pub enum UrlError {
         /// Why.
         reason: UnsafeValue,
     },
+    /// A claim the pattern inserts is missing or unsafe (the auth check refuses such
+    /// requests first; this is the second line).
+    #[error("the claim {{JWT.{0}}} is missing or unusable")]
+    Claim(String),
     /// The assembled URL does not parse (should not happen: every value is encoded).
     #[error("invalid backend URL {0}")]
     Invalid(String),
@@ -186,6 +198,13 @@ impl UrlPlan {
                         } else {
                             parts.push(UrlPart::PathParam { index, in_path });
                         }
+                    } else if let Some(claim) =
+                        name.strip_prefix(weir_model::convert::JWT_PLACEHOLDER)
+                    {
+                        // Validation parsed it already.
+                        if let Ok(path) = weir_model::ClaimPath::parse(claim) {
+                            parts.push(UrlPart::Claim { path, in_path });
+                        }
                     } else if let Some(backend) = weir_model::convert::sequential_ref(name) {
                         let field = &name[name.find('_').map_or(0, |i| i + 1)..];
                         parts.push(UrlPart::Previous {
@@ -217,14 +236,24 @@ impl UrlPlan {
         &self.path_params
     }
 
+    /// The claims this pattern inserts.
+    pub fn claims(&self) -> impl Iterator<Item = (&weir_model::ClaimPath, bool)> {
+        self.parts.iter().filter_map(|p| match p {
+            UrlPart::Claim { path, in_path } => Some((path, *in_path)),
+            _ => None,
+        })
+    }
+
     /// Builds the backend URI: scheme and authority of `host`, its prefix, the parts filled
-    /// in, then `query` (already filtered and encoded, `k=v` pairs joined by `&`).
+    /// in, then `query` (already filtered and encoded, `k=v` pairs joined by `&`). `claims`
+    /// are the validated token's, for `{JWT.x}` parts.
     pub fn build(
         &self,
         host: &HostPlan,
         params: &[String],
         catch_all_raw: Option<&str>,
         previous: &[Option<Map<String, Value>>],
+        claims: Option<&Map<String, Value>>,
         query: &str,
     ) -> Result<Uri, UrlError> {
         let mut url =
@@ -240,6 +269,16 @@ impl UrlPlan {
                     Some(raw) => push_segments(&mut url, raw),
                     None => push_encoded(&mut url, params.get(*index).map_or("", String::as_str)),
                 },
+                UrlPart::Claim { path, in_path } => {
+                    let value = claims
+                        .and_then(|c| crate::auth::claims::lookup(c, path))
+                        .ok_or_else(|| UrlError::Claim(path.raw.clone()))?;
+                    let text = crate::auth::claims::text(value);
+                    if *in_path && check_path_value(&text, false).is_err() {
+                        return Err(UrlError::Claim(path.raw.clone()));
+                    }
+                    push_encoded(&mut url, &text);
+                }
                 UrlPart::Previous {
                     backend,
                     path,
@@ -361,18 +400,20 @@ mod tests {
     #[test]
     fn values_are_encoded_so_paths_cannot_change() {
         let p = plan("/raw/{v}", "/x/{v}");
-        let uri = p.build(&host(), &["a b?#%".into()], None, &[], "").unwrap();
+        let uri = p
+            .build(&host(), &["a b?#%".into()], None, &[], None, "")
+            .unwrap();
         assert_eq!(uri.to_string(), "http://b:1/pre/raw/a%20b%3F%23%25");
     }
 
     #[test]
     fn query_joins_the_pattern_query() {
         let uri = plan("/a?z=1", "/a")
-            .build(&host(), &[], None, &[], "q=2")
+            .build(&host(), &[], None, &[], None, "q=2")
             .unwrap();
         assert_eq!(uri.to_string(), "http://b:1/pre/a?z=1&q=2");
         let uri = plan("/a", "/a")
-            .build(&host(), &[], None, &[], "q=2")
+            .build(&host(), &[], None, &[], None, "q=2")
             .unwrap();
         assert_eq!(uri.to_string(), "http://b:1/pre/a?q=2");
     }
@@ -409,7 +450,7 @@ mod tests {
         let p = plan("/svc/{rest}", "/api/{*rest}");
         assert_eq!(p.parts()[1], UrlPart::CatchAll { index: 0 });
         let uri = p
-            .build(&host(), &["x/y z".into()], Some("x/y%20z"), &[], "")
+            .build(&host(), &["x/y z".into()], Some("x/y%20z"), &[], None, "")
             .unwrap();
         assert_eq!(uri.to_string(), "http://b:1/pre/svc/x/y%20z");
     }
@@ -419,12 +460,14 @@ mod tests {
         let data: Map<String, Value> = serde_json::from_str(r#"{"a":"../etc","n":7}"#).unwrap();
         let p = plan("/u/{resp0_a}", "/x");
         let err = p
-            .build(&host(), &[], None, &[Some(data.clone())], "")
+            .build(&host(), &[], None, &[Some(data.clone())], None, "")
             .unwrap_err();
         assert!(matches!(err, UrlError::UnsafePrevious { .. }), "{err}");
         // In the query part the same value is only encoded.
         let p = plan("/u?a={resp0_a}&n={resp0_n}", "/x");
-        let uri = p.build(&host(), &[], None, &[Some(data)], "").unwrap();
+        let uri = p
+            .build(&host(), &[], None, &[Some(data)], None, "")
+            .unwrap();
         assert_eq!(uri.to_string(), "http://b:1/pre/u?a=..%2Fetc&n=7");
     }
 }

@@ -5,6 +5,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use crate::auth::Reason as AuthReason;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -40,6 +41,7 @@ pub struct Metrics {
     backend_duration: HistogramVec,
     rejections: IntCounterVec,
     client_evictions: IntCounterVec,
+    auth_rejections: IntCounterVec,
     breaker_state: IntGaugeVec,
     /// Requests being served now.
     pub in_flight: IntGauge,
@@ -119,6 +121,13 @@ impl Metrics {
             ),
             &["endpoint"],
         ));
+        let auth_rejections = must(IntCounterVec::new(
+            Opts::new(
+                "weir_auth_rejections_total",
+                "Requests refused by authentication, by endpoint and reason (missing, malformed, algorithm, unknown_key, no_keys, signature, expired, issuer, audience, api_key, claim: 401; role, scope: 403).",
+            ),
+            &["endpoint", "reason"],
+        ));
         let breaker_state = must(IntGaugeVec::new(
             Opts::new(
                 "weir_circuit_breaker_state",
@@ -183,6 +192,7 @@ impl Metrics {
             Box::new(backend_duration.clone()),
             Box::new(rejections.clone()),
             Box::new(client_evictions.clone()),
+            Box::new(auth_rejections.clone()),
             Box::new(breaker_state.clone()),
             Box::new(in_flight.clone()),
             Box::new(reloads.clone()),
@@ -203,6 +213,7 @@ impl Metrics {
             backend_duration,
             rejections,
             client_evictions,
+            auth_rejections,
             breaker_state,
             in_flight,
             reloads,
@@ -245,6 +256,7 @@ impl Metrics {
             template: template.into(),
             method,
             handles: OnceLock::new(),
+            auth_handles: OnceLock::new(),
         }
     }
 
@@ -326,6 +338,8 @@ pub struct EndpointMetrics {
     template: Arc<str>,
     method: &'static str,
     handles: OnceLock<EndpointHandles>,
+    /// Resolved apart: endpoints without authentication never create these series.
+    auth_handles: OnceLock<[IntCounter; AuthReason::ALL.len()]>,
 }
 
 impl EndpointMetrics {
@@ -357,6 +371,20 @@ impl EndpointMetrics {
                 .inc(),
         }
         h.duration.observe(seconds);
+    }
+
+    /// Counts one authentication rejection.
+    pub fn reject_auth(&self, reason: AuthReason) {
+        let handles = self.auth_handles.get_or_init(|| {
+            AuthReason::ALL.map(|r| {
+                self.metrics
+                    .auth_rejections
+                    .with_label_values(&[&*self.template, r.label()])
+            })
+        });
+        if let Some(i) = AuthReason::ALL.iter().position(|r| *r == reason) {
+            handles[i].inc();
+        }
     }
 
     /// Counts one rate-limit rejection.

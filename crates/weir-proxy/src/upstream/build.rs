@@ -30,6 +30,7 @@ pub fn uri(
             &inbound.params.values,
             inbound.params.catch_all_raw.as_deref(),
             previous,
+            inbound.claims.as_deref(),
             &query,
         )
         .map_err(|e| BackendError::Url(e.to_string()))
@@ -45,6 +46,13 @@ pub fn headers(backend: &CompiledBackend, inbound: &Inbound, decodes: bool) -> H
             if backend.headers.allows(name) {
                 out.append(name.clone(), value.clone());
             }
+        }
+    }
+    // Claims replace whatever the client sent under those names, present or not.
+    for (name, value) in &inbound.claim_headers {
+        out.remove(name);
+        if let Some(v) = value {
+            out.insert(name.clone(), v.clone());
         }
     }
     out.insert(X_FORWARDED_FOR, inbound.forwarded_for.clone());
