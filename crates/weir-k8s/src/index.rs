@@ -119,6 +119,8 @@ struct Entry {
     services: Vec<ObjectKey>,
     /// The verdict as of the last change.
     verdict: Verdict,
+    /// It wins its route: its endpoint is in the published model.
+    serving: bool,
 }
 
 /// What one batch of changes touched, settled at its end.
@@ -132,20 +134,22 @@ struct Batch {
 
 /// Every `Endpoint` the controller watches, converted once when it arrives, plus the indexes
 /// that keep a change's work proportional to what it touches: claims by route key (conflict
-/// resolution), endpoints by the Services they name (Service resolution), the served set in
-/// `namespace/name` order (the published model) and the keys whose verdict moved (status).
+/// resolution), endpoints by the Services they name (Service resolution), and the keys whose
+/// verdict moved (status). Small vectors rather than tree sets: almost every route has one
+/// claim and every Service few users, and a tree node costs ten times the memory.
+///
+/// Memory per object: its entry (boxed, so the map's nodes stay small), the spec, one claim
+/// and the compiled model, which is shared with the serving table.
 #[derive(Debug, Clone)]
 pub struct Index {
     settings: Settings,
     services: Services,
-    entries: BTreeMap<ObjectKey, Entry>,
-    /// Claims on each route, in winning order.
-    claims: HashMap<model::RouteKey, BTreeSet<Claim>>,
+    entries: BTreeMap<ObjectKey, Box<Entry>>,
+    /// Claims on each route, sorted in winning order.
+    claims: HashMap<model::RouteKey, Vec<Claim>>,
     /// Endpoint objects naming each Service.
-    by_service: HashMap<ObjectKey, BTreeSet<ObjectKey>>,
-    /// The winner of every route, in `namespace/name` order: the published endpoints.
-    served: BTreeMap<ObjectKey, Arc<model::Endpoint>>,
-    /// `served` (or the settings) changed since [`Index::take_model_changed`].
+    by_service: HashMap<ObjectKey, Vec<ObjectKey>>,
+    /// The served set (or the settings) changed since [`Index::take_model_changed`].
     model_changed: bool,
     /// Objects whose verdict, generation or status changed since [`Index::take_touched`].
     touched: BTreeSet<ObjectKey>,
@@ -160,7 +164,6 @@ impl Index {
             entries: BTreeMap::new(),
             claims: HashMap::new(),
             by_service: HashMap::new(),
-            served: BTreeMap::new(),
             model_changed: true,
             touched: BTreeSet::new(),
         }
@@ -213,7 +216,12 @@ impl Index {
     pub fn gateway(&self) -> Gateway {
         Gateway {
             settings: self.settings.clone(),
-            endpoints: self.served.values().cloned().collect(),
+            endpoints: self
+                .entries
+                .values()
+                .filter(|e| e.serving)
+                .filter_map(|e| e.converted.as_ref().ok().cloned())
+                .collect(),
         }
     }
 
@@ -347,7 +355,7 @@ impl Index {
         let Some(users) = self.by_service.get(service) else {
             return;
         };
-        let users: Vec<ObjectKey> = users.iter().cloned().collect();
+        let users = users.clone();
         for k in &users {
             self.refresh(k);
         }
@@ -386,6 +394,7 @@ impl Index {
             route,
             services,
             verdict,
+            serving: false,
         }
     }
 
@@ -412,10 +421,13 @@ impl Index {
         let Some(entry) = self.entries.remove(key) else {
             return;
         };
+        if entry.serving {
+            self.model_changed = true;
+        }
         batch.keys.push(key.clone());
         for svc in &entry.services {
             if let Some(users) = self.by_service.get_mut(svc) {
-                users.remove(key);
+                users.retain(|u| u != key);
                 if users.is_empty() {
                     self.by_service.remove(svc);
                 }
@@ -423,10 +435,13 @@ impl Index {
         }
         if let Some(route) = entry.route {
             if let Some(claims) = self.claims.get_mut(&route) {
-                claims.remove(&Claim {
+                let claim = Claim {
                     created: entry.object.created,
                     key: key.clone(),
-                });
+                };
+                if let Ok(i) = claims.binary_search(&claim) {
+                    claims.remove(i);
+                }
                 if claims.is_empty() {
                     self.claims.remove(&route);
                 }
@@ -438,19 +453,23 @@ impl Index {
     fn insert_entry(&mut self, entry: Entry, batch: &mut Batch) {
         let key = entry.object.key.clone();
         for svc in &entry.services {
-            self.by_service
-                .entry(svc.clone())
-                .or_default()
-                .insert(key.clone());
+            let users = self.by_service.entry(svc.clone()).or_default();
+            if !users.contains(&key) {
+                users.push(key.clone());
+            }
         }
         if let Some(route) = &entry.route {
             self.note_route(route, batch);
-            self.claims.entry(route.clone()).or_default().insert(Claim {
+            let claim = Claim {
                 created: entry.object.created,
                 key: key.clone(),
-            });
+            };
+            let claims = self.claims.entry(route.clone()).or_default();
+            if let Err(i) = claims.binary_search(&claim) {
+                claims.insert(i, claim);
+            }
         }
-        self.entries.insert(key.clone(), entry);
+        self.entries.insert(key.clone(), Box::new(entry));
         batch.keys.push(key);
     }
 
@@ -485,31 +504,20 @@ impl Index {
         }
     }
 
-    /// `served` holds `key`'s endpoint exactly when `key` wins its route.
+    /// `key`'s endpoint is served exactly when `key` wins its route.
     fn sync_served(&mut self, key: &ObjectKey) {
-        let ep = self.entries.get(key).and_then(|e| {
-            let route = e.route.as_ref()?;
-            let first = self.claims.get(route)?.first()?;
-            if &first.key != key {
-                return None;
-            }
-            e.converted.as_ref().ok().cloned()
+        let wins = self.entries.get(key).is_some_and(|e| {
+            e.converted.is_ok()
+                && e.route
+                    .as_ref()
+                    .and_then(|r| self.claims.get(r))
+                    .and_then(|c| c.first())
+                    .is_some_and(|first| &first.key == key)
         });
-        match ep {
-            Some(ep) => {
-                if !self
-                    .served
-                    .get(key)
-                    .is_some_and(|old| Arc::ptr_eq(old, &ep))
-                {
-                    self.served.insert(key.clone(), ep);
-                    self.model_changed = true;
-                }
-            }
-            None => {
-                if self.served.remove(key).is_some() {
-                    self.model_changed = true;
-                }
+        if let Some(e) = self.entries.get_mut(key) {
+            if e.serving != wins {
+                e.serving = wins;
+                self.model_changed = true;
             }
         }
     }
