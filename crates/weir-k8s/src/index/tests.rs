@@ -257,3 +257,85 @@ fn unchanged_cluster_resolves_to_an_equal_gateway() {
     let ix = index(vec![object("a", "one", 10, spec("/one"))]);
     assert_eq!(ix.gateway(), ix.gateway());
 }
+
+#[test]
+fn status_only_update_publishes_nothing_and_keeps_every_endpoint() {
+    let mut ix = index(vec![
+        object("shop", "users", 10, spec("/users")),
+        object("shop", "orders", 10, spec("/orders")),
+    ]);
+    let before = ix.gateway();
+    ix.take_model_changed();
+    ix.take_touched();
+
+    // Our own status write coming back: same spec, same generation, a status.
+    let mut echo = object("shop", "users", 10, spec("/users"));
+    echo.status = Some(EndpointStatus {
+        observed_generation: Some(1),
+        conditions: Vec::new(),
+    });
+    ix.apply(echo);
+    assert!(!ix.take_model_changed(), "nothing to publish");
+    let touched = ix.take_touched();
+    assert_eq!(
+        touched.into_iter().collect::<Vec<_>>(),
+        [ObjectKey::new("shop", "users")],
+        "only its status is looked at again"
+    );
+
+    // A spec change re-converts that one object; the other stays the same Arc.
+    ix.apply(object("shop", "users", 10, spec("/users/v2")));
+    assert!(ix.take_model_changed());
+    let after = ix.gateway();
+    let orders = |g: &Gateway| {
+        g.endpoints
+            .iter()
+            .find(|e| e.origin == "shop/orders")
+            .cloned()
+            .unwrap()
+    };
+    assert!(Arc::ptr_eq(&orders(&before), &orders(&after)));
+}
+
+#[test]
+fn a_service_change_touches_only_the_endpoints_that_name_it() {
+    let mut ix = index(vec![
+        object("shop", "svc", 10, service_spec("users", None)),
+        object("shop", "plain", 10, spec("/plain")),
+    ]);
+    assert_eq!(
+        ix.verdict(&ObjectKey::new("shop", "svc")).unwrap().reason,
+        cond::REASON_UNRESOLVED_SERVICE
+    );
+    ix.take_touched();
+    ix.take_model_changed();
+    ix.service_applied(ObjectKey::new("shop", "users"));
+    assert_eq!(
+        ix.verdict(&ObjectKey::new("shop", "svc")).unwrap().reason,
+        cond::REASON_ACCEPTED
+    );
+    assert_eq!(
+        ix.take_touched().into_iter().collect::<Vec<_>>(),
+        [ObjectKey::new("shop", "svc")]
+    );
+    assert!(!ix.take_model_changed(), "the table does not change");
+    // A Service nobody names touches nothing.
+    ix.service_applied(ObjectKey::new("shop", "other"));
+    assert!(ix.take_touched().is_empty());
+}
+
+#[test]
+fn many_claims_on_one_route_settle_once_per_relist() {
+    // 2,000 objects on one route: a relist settles the route once (a claim-by-claim settle
+    // would refresh 2,000 verdicts 2,000 times).
+    let objects: Vec<Object> = (0..2000)
+        .map(|i| object("s", &format!("c{i:04}"), 10, spec("/same")))
+        .collect();
+    let ix = index(objects);
+    assert_eq!(ix.gateway().endpoints.len(), 1);
+    assert_eq!(ix.gateway().endpoints[0].origin, "s/c0000");
+    assert_eq!(
+        ix.verdict(&ObjectKey::new("s", "c1999")).unwrap().reason,
+        cond::REASON_CONFLICT
+    );
+}
