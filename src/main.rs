@@ -102,6 +102,12 @@ struct ControllerArgs {
     /// Seconds to keep serving after SIGTERM with readiness already 503, before draining.
     #[arg(long, default_value_t = 0)]
     shutdown_delay_seconds: u64,
+    /// Status writes and Events per second at most, as the lease holder (0 = unlimited).
+    #[arg(long, default_value_t = controller::writer::DEFAULT_QPS)]
+    status_qps: f64,
+    /// Status writes and Events allowed at once above --status-qps.
+    #[arg(long, default_value_t = controller::writer::DEFAULT_BURST)]
+    status_burst: u32,
 }
 
 fn controller_options(args: ControllerArgs) -> (ControllerOptions, Stop) {
@@ -117,6 +123,8 @@ fn controller_options(args: ControllerArgs) -> (ControllerOptions, Stop) {
         identity,
         drain_seconds,
         shutdown_delay_seconds,
+        status_qps,
+        status_burst,
     } = args;
     let mut opts = ControllerOptions::new(
         lease_namespace.unwrap_or_else(controller::default_lease_namespace),
@@ -129,6 +137,10 @@ fn controller_options(args: ControllerArgs) -> (ControllerOptions, Stop) {
     opts.admin_port = admin_port;
     opts.lease.name = lease_name;
     opts.lease.duration = Duration::from_secs(lease_duration_seconds.max(1));
+    opts.writer = controller::WriterOptions {
+        qps: status_qps.max(0.0),
+        burst: status_burst,
+    };
     let stop = Stop {
         delay: Duration::from_secs(shutdown_delay_seconds),
         drain: Duration::from_secs(drain_seconds),

@@ -164,6 +164,26 @@ async fn invalid_conflicting_and_unresolved_endpoints_get_their_own_status() {
     assert_eq!(st.condition("Programmed").unwrap().status, "True");
     k.wait_accepted(&ns, "good", "Accepted").await;
 
+    // Each problem is also an Event on its object, with the reason and the message.
+    for (name, reason, says) in [
+        ("invalid", "Invalid", "spec.timeout"),
+        ("second", "Conflict", "first"),
+        ("svc", "UnresolvedService", "nowhere"),
+    ] {
+        let e = k.wait_event(&ns, name, reason).await;
+        assert_eq!(e.type_.as_deref(), Some("Warning"), "{e:?}");
+        assert!(e.note.as_deref().unwrap_or("").contains(says), "{e:?}");
+        assert_eq!(e.reporting_controller.as_deref(), Some("weir-controller"));
+        assert_eq!(e.reporting_instance.as_deref(), Some("bad-0"));
+        let regarding = e.regarding.as_ref().unwrap();
+        assert_eq!(regarding.namespace.as_deref(), Some(ns.as_str()));
+        assert!(regarding.uid.is_some(), "{e:?}");
+    }
+    assert!(
+        k.events(&ns, "good").await.is_empty(),
+        "an accepted endpoint is no Event"
+    );
+
     // The winner goes away: the other claim takes the route.
     k.delete(&ns, "first").await;
     c.wait_for("/shared", "the remaining claim served", |s, b| {
@@ -254,6 +274,12 @@ async fn two_controllers_share_one_lease_and_only_the_holder_writes_status() {
         .wait_for("/one", "served by replica b", |s, _| s == 200)
         .await;
     k.wait_accepted(&ns, "one", "Accepted").await;
+    // A problem is one Event, from the holder only.
+    k.create(&ns, "bad", "path: /bad\ntimeout: soon\nbackends:\n- hosts: [\"http://127.0.0.1:9\"]\n  urlPattern: /x\n")
+        .await
+        .unwrap();
+    k.wait_accepted(&ns, "bad", "Invalid").await;
+    k.wait_event(&ns, "bad", "Invalid").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(first.log().contains("status written"), "{}", first.log());
     assert!(
@@ -261,6 +287,9 @@ async fn two_controllers_share_one_lease_and_only_the_holder_writes_status() {
         "the follower wrote status:\n{}",
         second.log()
     );
+    let events = k.events(&ns, "bad").await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0].reporting_instance.as_deref(), Some("replica-a"));
 
     // The holder goes away; the other replica takes over within the lease duration (2s).
     first.kill();
@@ -274,6 +303,9 @@ async fn two_controllers_share_one_lease_and_only_the_holder_writes_status() {
     let log = second.log();
     assert!(log.contains("became leader"), "{log}");
     assert!(log.contains("status written"), "{log}");
+    // The new holder found the status of `bad` already right: no second Event.
+    let events = k.events(&ns, "bad").await;
+    assert_eq!(events.len(), 1, "{events:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,4 +353,94 @@ async fn api_server_outage_keeps_the_last_table_serving() {
     let r = get(&c.url("/kept")).await;
     assert_eq!(r.status, 200, "the last table keeps serving");
     assert_eq!(get(&c.url("/__health/ready")).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_neither_delays_new_endpoints_nor_fails_unchanged_routes() {
+    let Some(k) = Cluster::start().await else {
+        return;
+    };
+    let ns = k.namespace("weir-churn").await;
+    let b = path_echo_backend().await;
+    const CHURNED: usize = 10;
+    for i in 0..CHURNED {
+        k.create(
+            &ns,
+            &format!("churn-{i}"),
+            &spec(&format!("/churn/{i}"), &b, "/v0"),
+        )
+        .await
+        .unwrap();
+    }
+    k.create(&ns, "stable", &spec("/stable", &b, "/stable"))
+        .await
+        .unwrap();
+    let c = Controller::start(&k, &ns, "churn-0", &[]);
+    c.wait_for("/stable", "the stable endpoint served", |s, _| s == 200)
+        .await;
+
+    // Rewrites at up to 50 per second, for a bounded number of rounds.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let (k_client, ns, url, done) = (k.client.clone(), ns.clone(), b.url(), done.clone());
+        tokio::spawn(async move {
+            let api: kube::Api<weir::api::Endpoint> = kube::Api::namespaced(k_client, &ns);
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            for round in 1..=150usize {
+                tick.tick().await;
+                let i = round % CHURNED;
+                let patch = serde_json::json!({"spec": {
+                    "path": format!("/churn/{i}"),
+                    "backends": [{"hosts": [url], "urlPattern": format!("/v{round}")}],
+                }});
+                api.patch(
+                    &format!("churn-{i}"),
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&patch),
+                )
+                .await
+                .expect("rewrite");
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    // Meanwhile an unchanged route is asked again and again: never anything but 200.
+    let prober = {
+        let (url, done) = (c.url("/stable"), done.clone());
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0usize, Vec::new());
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let r = get(&url).await;
+                if r.status == 200 && r.text().contains("/stable") {
+                    ok += 1;
+                } else {
+                    failed.push((r.status, r.text()));
+                }
+            }
+            (ok, failed)
+        })
+    };
+    // A new endpoint during the churn is served.
+    k.create(&ns, "fresh", &spec("/fresh", &b, "/fresh"))
+        .await
+        .unwrap();
+    c.wait_for("/fresh", "the new endpoint served during churn", |s, _| {
+        s == 200
+    })
+    .await;
+    churn.await.unwrap();
+    let (ok, failed) = prober.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:?}",
+        failed.len(),
+        ok + failed.len()
+    );
+    assert!(ok > 0);
+    // The last rewrite of each churned endpoint is what serves.
+    c.wait_for("/churn/0", "the last rewrite served", |s, b| {
+        s == 200 && b.contains("/v150")
+    })
+    .await;
+    k.wait_accepted(&ns, "fresh", "Accepted").await;
 }

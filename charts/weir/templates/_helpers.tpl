@@ -112,20 +112,22 @@ Render-time checks that a JSON schema cannot express.
 {{- end }}
 
 {{/*
-What the controller needs where it serves Endpoints: read them and write their status, resolve
-backends given as Services, and record events on them. Nothing else.
+What the controller needs where it serves Endpoints, and exactly what its code calls: watch
+them (list + watch) and server-side-apply their status, watch Services (metadata only) to
+resolve backends given as Services, and record Events (events.k8s.io/v1: create, and patch
+for a repeated Event's count). Nothing else.
 */}}
 {{- define "weir.rbacRules" -}}
 - apiGroups: ["weir.dev"]
   resources: ["endpoints"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 - apiGroups: ["weir.dev"]
   resources: ["endpoints/status"]
-  verbs: ["patch", "update"]
+  verbs: ["patch"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch"]
-- apiGroups: ["", "events.k8s.io"]
+  verbs: ["list", "watch"]
+- apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end }}

@@ -1,7 +1,7 @@
 //! The controller's view of the cluster, and the pure step from that view to a gateway model
 //! plus one verdict per `Endpoint`. No I/O: everything here is unit-tested without a cluster.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
@@ -43,8 +43,8 @@ pub struct Object {
     pub key: ObjectKey,
     /// `metadata.generation` (status reports which one it describes).
     pub generation: Option<i64>,
-    /// `metadata.resourceVersion`.
-    pub resource_version: Option<String>,
+    /// `metadata.uid` (what an Event refers to).
+    pub uid: Option<String>,
     /// `metadata.creationTimestamp`: the older claim on a route wins.
     pub created: Option<Timestamp>,
     /// The spec.
@@ -99,36 +99,73 @@ pub struct Verdict {
     pub served: bool,
 }
 
-/// One converted object.
+/// A claim on a route, in the order that decides who serves it: the oldest
+/// `creationTimestamp` first, then `namespace/name`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Claim {
+    created: Option<Timestamp>,
+    key: ObjectKey,
+}
+
+/// One object, converted once when it arrives.
 #[derive(Debug, Clone)]
 struct Entry {
     object: Object,
-    converted: Result<Arc<model::Endpoint>, Vec<FieldError>>,
+    /// The model, or the verdict that refuses the spec.
+    converted: Result<Arc<model::Endpoint>, Verdict>,
+    /// The route claimed (valid specs only).
+    route: Option<model::RouteKey>,
+    /// Services named by `service` backends (namespace resolved), for the Service index.
+    services: Vec<ObjectKey>,
+    /// The verdict as of the last change.
+    verdict: Verdict,
+    /// It wins its route: its endpoint is in the published model.
+    serving: bool,
 }
 
-/// Every `Endpoint` the controller watches, converted once when it arrives (and again when
-/// the settings change), so a recompute after one change does not re-parse ten thousand specs.
+/// What one batch of changes touched, settled at its end.
+#[derive(Debug, Default)]
+struct Batch {
+    /// Routes claimed or released, with their winner before the batch.
+    routes: HashMap<model::RouteKey, Option<ObjectKey>>,
+    /// Objects added, changed or removed.
+    keys: Vec<ObjectKey>,
+}
+
+/// Every `Endpoint` the controller watches, converted once when it arrives, plus the indexes
+/// that keep a change's work proportional to what it touches: claims by route key (conflict
+/// resolution), endpoints by the Services they name (Service resolution), and the keys whose
+/// verdict moved (status). Small vectors rather than tree sets: almost every route has one
+/// claim and every Service few users, and a tree node costs ten times the memory.
+///
+/// Memory per object: its entry (boxed, so the map's nodes stay small), the spec, one claim
+/// and the compiled model, which is shared with the serving table.
 #[derive(Debug, Clone)]
 pub struct Index {
     settings: Settings,
-    entries: BTreeMap<ObjectKey, Entry>,
-}
-
-/// The outcome of a recompute: the model to publish and a verdict per object.
-#[derive(Debug, Clone)]
-pub struct Resolution {
-    /// Settings plus every accepted endpoint, in `namespace/name` order.
-    pub gateway: Gateway,
-    /// One verdict per object.
-    pub verdicts: BTreeMap<ObjectKey, Verdict>,
+    services: Services,
+    entries: BTreeMap<ObjectKey, Box<Entry>>,
+    /// Claims on each route, sorted in winning order.
+    claims: HashMap<model::RouteKey, Vec<Claim>>,
+    /// Endpoint objects naming each Service.
+    by_service: HashMap<ObjectKey, Vec<ObjectKey>>,
+    /// The served set (or the settings) changed since [`Index::take_model_changed`].
+    model_changed: bool,
+    /// Objects whose verdict, generation or status changed since [`Index::take_touched`].
+    touched: BTreeSet<ObjectKey>,
 }
 
 impl Index {
-    /// An empty index with these settings.
-    pub fn new(settings: Settings) -> Self {
+    /// An empty index with these settings and Service scope.
+    pub fn new(settings: Settings, services: Services) -> Self {
         Self {
             settings,
+            services,
             entries: BTreeMap::new(),
+            claims: HashMap::new(),
+            by_service: HashMap::new(),
+            model_changed: true,
+            touched: BTreeSet::new(),
         }
     }
 
@@ -152,37 +189,105 @@ impl Index {
         self.entries.get(key).map(|e| &e.object)
     }
 
+    /// The verdict on `key`.
+    pub fn verdict(&self, key: &ObjectKey) -> Option<&Verdict> {
+        self.entries.get(key).map(|e| &e.verdict)
+    }
+
+    /// Every object with its verdict, in key order, from `from` on (inclusive).
+    pub fn objects_from<'a>(
+        &'a self,
+        from: Option<&ObjectKey>,
+    ) -> impl Iterator<Item = (&'a Object, &'a Verdict)> + 'a {
+        let range = match from {
+            Some(k) => self.entries.range(k.clone()..),
+            None => self.entries.range::<ObjectKey, _>(..),
+        };
+        range.map(|(_, e)| (&e.object, &e.verdict))
+    }
+
     /// Every object, in key order.
     pub fn objects(&self) -> impl Iterator<Item = &Object> {
         self.entries.values().map(|e| &e.object)
     }
 
-    /// Adds or replaces an object. The spec is converted again only when it changed.
+    /// The model to publish: the settings and every route's winner, in `namespace/name`
+    /// order. Endpoints that did not change are the very `Arc`s published before.
+    pub fn gateway(&self) -> Gateway {
+        Gateway {
+            settings: self.settings.clone(),
+            endpoints: self
+                .entries
+                .values()
+                .filter(|e| e.serving)
+                .filter_map(|e| e.converted.as_ref().ok().cloned())
+                .collect(),
+        }
+    }
+
+    /// Whether the model changed since the last call (and resets the flag).
+    pub fn take_model_changed(&mut self) -> bool {
+        std::mem::take(&mut self.model_changed)
+    }
+
+    /// The objects whose verdict, generation or status changed (or that are gone) since the
+    /// last call.
+    pub fn take_touched(&mut self) -> BTreeSet<ObjectKey> {
+        std::mem::take(&mut self.touched)
+    }
+
+    /// Adds or replaces an object. The spec is converted again only when it changed; an
+    /// update that changes only status or metadata (our own status write coming back) touches
+    /// no route, so it costs no recompute.
     pub fn apply(&mut self, object: Object) {
+        let mut batch = Batch::default();
+        self.apply_in(object, &mut batch);
+        self.finish(batch);
+    }
+
+    fn apply_in(&mut self, object: Object, batch: &mut Batch) {
         if let Some(entry) = self.entries.get_mut(&object.key) {
-            if entry.object.spec == object.spec {
+            if entry.object.spec == object.spec && entry.object.created == object.created {
+                if entry.object.generation != object.generation
+                    || entry.object.status != object.status
+                {
+                    self.touched.insert(object.key.clone());
+                }
                 entry.object = object;
                 return;
             }
         }
         let converted = convert(&object, &self.settings);
-        self.entries
-            .insert(object.key.clone(), Entry { object, converted });
+        let entry = self.make_entry(object, converted);
+        self.remove_entry(&entry.object.key, batch);
+        self.insert_entry(entry, batch);
     }
 
     /// Removes an object.
     pub fn delete(&mut self, key: &ObjectKey) {
-        self.entries.remove(key);
+        let mut batch = Batch::default();
+        self.remove_entry(key, &mut batch);
+        self.finish(batch);
     }
 
     /// Replaces every object for which `in_scope` holds with `objects` (a fresh full list).
+    /// Each route is settled once, however many of its claims the list brings.
     pub fn replace(&mut self, in_scope: impl Fn(&ObjectKey) -> bool, objects: Vec<Object>) {
         let fresh: BTreeSet<ObjectKey> = objects.iter().map(|o| o.key.clone()).collect();
-        self.entries
-            .retain(|k, _| !in_scope(k) || fresh.contains(k));
-        for o in objects {
-            self.apply(o);
+        let gone: Vec<ObjectKey> = self
+            .entries
+            .keys()
+            .filter(|k| in_scope(k) && !fresh.contains(*k))
+            .cloned()
+            .collect();
+        let mut batch = Batch::default();
+        for k in &gone {
+            self.remove_entry(k, &mut batch);
         }
+        for o in objects {
+            self.apply_in(o, &mut batch);
+        }
+        self.finish(batch);
     }
 
     /// New settings: every spec is converted again (defaults may have changed).
@@ -191,110 +296,283 @@ impl Index {
             return;
         }
         self.settings = settings;
-        for entry in self.entries.values_mut() {
-            entry.converted = convert(&entry.object, &self.settings);
+        let keys: Vec<ObjectKey> = self.entries.keys().cloned().collect();
+        let mut batch = Batch::default();
+        for key in keys {
+            let Some(object) = self.entries.get(&key).map(|e| e.object.clone()) else {
+                continue;
+            };
+            let converted = convert(&object, &self.settings);
+            let entry = self.make_entry(object, converted);
+            self.remove_entry(&key, &mut batch);
+            self.insert_entry(entry, &mut batch);
+        }
+        self.model_changed = true;
+        self.finish(batch);
+    }
+
+    /// A Service appeared.
+    pub fn service_applied(&mut self, key: ObjectKey) {
+        if self.services.present.insert(key.clone()) {
+            self.service_flipped(&key);
         }
     }
 
-    /// Resolves conflicts and Service references into a gateway model and one verdict per
-    /// object. The oldest claim on a host + method + path wins (creationTimestamp, then
-    /// namespace/name); an invalid or conflicting endpoint never affects the others.
-    pub fn resolve(&self, services: &Services) -> Resolution {
-        let mut verdicts = BTreeMap::new();
-        let mut claims: BTreeMap<model::RouteKey, Vec<&Entry>> = BTreeMap::new();
-        for (key, entry) in &self.entries {
-            match &entry.converted {
-                Ok(ep) => claims.entry(ep.route_key()).or_default().push(entry),
-                Err(errors) => {
-                    let reserved = is_reserved_path(&entry.object.spec.path, &self.settings);
-                    verdicts.insert(
-                        key.clone(),
-                        Verdict {
-                            reason: if reserved {
-                                cond::REASON_RESERVED_PATH
-                            } else {
-                                cond::REASON_INVALID
-                            },
-                            message: describe_errors(errors),
-                            served: false,
-                        },
-                    );
+    /// A Service went away.
+    pub fn service_deleted(&mut self, key: &ObjectKey) {
+        if self.services.present.remove(key) {
+            self.service_flipped(key);
+        }
+    }
+
+    /// Replaces every Service for which `in_scope` holds with `fresh` (a full list).
+    pub fn replace_services(
+        &mut self,
+        in_scope: impl Fn(&ObjectKey) -> bool,
+        fresh: BTreeSet<ObjectKey>,
+    ) {
+        let gone: Vec<ObjectKey> = self
+            .services
+            .present
+            .iter()
+            .filter(|k| in_scope(k) && !fresh.contains(*k))
+            .cloned()
+            .collect();
+        for k in &gone {
+            self.service_deleted(k);
+        }
+        for k in fresh {
+            self.service_applied(k);
+        }
+    }
+
+    /// The Services known.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    fn service_flipped(&mut self, service: &ObjectKey) {
+        let Some(users) = self.by_service.get(service) else {
+            return;
+        };
+        let users = users.clone();
+        for k in &users {
+            self.refresh(k);
+        }
+    }
+
+    fn make_entry(
+        &self,
+        object: Object,
+        converted: Result<Arc<model::Endpoint>, Verdict>,
+    ) -> Entry {
+        let route = converted.as_ref().ok().map(|ep| ep.route_key());
+        let services = object
+            .spec
+            .backends
+            .iter()
+            .filter_map(|b| b.service.as_ref())
+            .map(|svc| {
+                ObjectKey::new(
+                    svc.namespace.as_deref().unwrap_or(&object.key.namespace),
+                    svc.name.as_str(),
+                )
+            })
+            .collect();
+        let verdict = match &converted {
+            Err(v) => v.clone(),
+            // Set by `refresh` once the entry is settled.
+            Ok(_) => Verdict {
+                reason: cond::REASON_ACCEPTED,
+                message: String::new(),
+                served: false,
+            },
+        };
+        Entry {
+            object,
+            converted,
+            route,
+            services,
+            verdict,
+            serving: false,
+        }
+    }
+
+    /// The oldest claim on `route`.
+    fn winner(&self, route: &model::RouteKey) -> Option<ObjectKey> {
+        self.claims.get(route)?.first().map(|c| c.key.clone())
+    }
+
+    /// Notes `route` as touched by `batch`, with its winner before the batch.
+    fn note_route(&self, route: &model::RouteKey, batch: &mut Batch) {
+        if !batch.routes.contains_key(route) {
+            batch.routes.insert(route.clone(), self.winner(route));
+        }
+    }
+
+    /// Takes `key` out of every index; [`Self::finish`] settles its route.
+    fn remove_entry(&mut self, key: &ObjectKey, batch: &mut Batch) {
+        let Some(entry) = self.entries.get(key) else {
+            return;
+        };
+        if let Some(route) = entry.route.clone() {
+            self.note_route(&route, batch);
+        }
+        let Some(entry) = self.entries.remove(key) else {
+            return;
+        };
+        if entry.serving {
+            self.model_changed = true;
+        }
+        batch.keys.push(key.clone());
+        for svc in &entry.services {
+            if let Some(users) = self.by_service.get_mut(svc) {
+                users.retain(|u| u != key);
+                if users.is_empty() {
+                    self.by_service.remove(svc);
                 }
             }
         }
-        let mut endpoints = Vec::with_capacity(self.entries.len());
-        for (route, mut entries) in claims {
-            entries.sort_by(|a, b| {
-                (a.object.created, &a.object.key).cmp(&(b.object.created, &b.object.key))
-            });
-            let winner = entries[0];
-            for loser in &entries[1..] {
-                verdicts.insert(
-                    loser.object.key.clone(),
-                    Verdict {
-                        reason: cond::REASON_CONFLICT,
-                        message: format!(
-                            "route {route} is already served by the older Endpoint {}; change path, method or host, or delete one of them",
-                            winner.object.key
-                        ),
-                        served: false,
-                    },
-                );
-            }
-            if let Ok(ep) = &winner.converted {
-                verdicts.insert(
-                    winner.object.key.clone(),
-                    service_verdict(&winner.object, services),
-                );
-                endpoints.push((winner.object.key.clone(), ep.clone()));
+        if let Some(route) = entry.route {
+            if let Some(claims) = self.claims.get_mut(&route) {
+                let claim = Claim {
+                    created: entry.object.created,
+                    key: key.clone(),
+                };
+                if let Ok(i) = claims.binary_search(&claim) {
+                    claims.remove(i);
+                }
+                if claims.is_empty() {
+                    self.claims.remove(&route);
+                }
             }
         }
-        endpoints.sort_by(|a, b| a.0.cmp(&b.0));
-        Resolution {
-            gateway: Gateway {
-                settings: self.settings.clone(),
-                endpoints: endpoints.into_iter().map(|(_, ep)| ep).collect(),
-            },
-            verdicts,
+    }
+
+    /// Adds `entry` to every index; [`Self::finish`] settles its route.
+    fn insert_entry(&mut self, entry: Entry, batch: &mut Batch) {
+        let key = entry.object.key.clone();
+        for svc in &entry.services {
+            let users = self.by_service.entry(svc.clone()).or_default();
+            if !users.contains(&key) {
+                users.push(key.clone());
+            }
+        }
+        if let Some(route) = &entry.route {
+            self.note_route(route, batch);
+            let claim = Claim {
+                created: entry.object.created,
+                key: key.clone(),
+            };
+            let claims = self.claims.entry(route.clone()).or_default();
+            if let Err(i) = claims.binary_search(&claim) {
+                claims.insert(i, claim);
+            }
+        }
+        self.entries.insert(key.clone(), Box::new(entry));
+        batch.keys.push(key);
+    }
+
+    /// Settles every route the batch touched: the served endpoint is the winner's, and when
+    /// the winner changed every claim's verdict is refreshed (a loser's message names the
+    /// winner); otherwise only the objects the batch changed are. Work: the claims on the
+    /// touched routes, not the table.
+    fn finish(&mut self, batch: Batch) {
+        for (route, before) in batch.routes {
+            let now = self.winner(&route);
+            if let Some(k) = &before {
+                self.sync_served(k);
+            }
+            if let Some(k) = &now {
+                self.sync_served(k);
+            }
+            if now != before {
+                let keys: Vec<ObjectKey> = self
+                    .claims
+                    .get(&route)
+                    .map(|c| c.iter().map(|c| c.key.clone()).collect())
+                    .unwrap_or_default();
+                for k in keys.iter().chain(before.as_ref()) {
+                    self.refresh(k);
+                }
+            }
+        }
+        for key in batch.keys {
+            self.sync_served(&key);
+            self.refresh(&key);
+            self.touched.insert(key);
+        }
+    }
+
+    /// `key`'s endpoint is served exactly when `key` wins its route.
+    fn sync_served(&mut self, key: &ObjectKey) {
+        let wins = self.entries.get(key).is_some_and(|e| {
+            e.converted.is_ok()
+                && e.route
+                    .as_ref()
+                    .and_then(|r| self.claims.get(r))
+                    .and_then(|c| c.first())
+                    .is_some_and(|first| &first.key == key)
+        });
+        if let Some(e) = self.entries.get_mut(key) {
+            if e.serving != wins {
+                e.serving = wins;
+                self.model_changed = true;
+            }
+        }
+    }
+
+    /// The verdict `key` deserves now.
+    fn judge(&self, key: &ObjectKey) -> Option<Verdict> {
+        let entry = self.entries.get(key)?;
+        if let Err(v) = &entry.converted {
+            return Some(v.clone());
+        }
+        let route = entry.route.as_ref()?;
+        let winner = self.claims.get(route)?.first()?;
+        if &winner.key == key {
+            return Some(service_verdict(&entry.object, &self.services));
+        }
+        Some(Verdict {
+            reason: cond::REASON_CONFLICT,
+            message: format!(
+                "route {route} is already served by the older Endpoint {}; change path, method or host, or delete one of them",
+                winner.key
+            ),
+            served: false,
+        })
+    }
+
+    /// Recomputes the verdict of `key`, touching it when it changed.
+    fn refresh(&mut self, key: &ObjectKey) {
+        let Some(verdict) = self.judge(key) else {
+            return;
+        };
+        if let Some(entry) = self.entries.get_mut(key) {
+            if entry.verdict != verdict {
+                entry.verdict = verdict;
+                self.touched.insert(key.clone());
+            }
         }
     }
 }
 
-impl Resolution {
-    /// Takes the endpoint of `key` out of the gateway (the router refused it next to the
-    /// others) and reports it as a conflict with `message`.
-    pub fn reject(&mut self, key: &ObjectKey, message: String) {
-        let origin = key.to_string();
-        self.gateway.endpoints.retain(|ep| ep.origin != origin);
-        self.verdicts.insert(
-            key.clone(),
-            Verdict {
-                reason: cond::REASON_CONFLICT,
-                message,
-                served: false,
-            },
-        );
-    }
-
-    /// The served endpoint with path template `path` that came last (the youngest claim),
-    /// to be rejected when the router refuses that path.
-    pub fn served_with_path(&self, path: &str) -> Option<ObjectKey> {
-        self.gateway
-            .endpoints
-            .iter()
-            .rev()
-            .find(|ep| ep.path.as_str() == path)
-            .and_then(|ep| ep.origin.split_once('/'))
-            .map(|(ns, name)| ObjectKey::new(ns, name))
-    }
-}
-
-fn convert(object: &Object, settings: &Settings) -> Result<Arc<model::Endpoint>, Vec<FieldError>> {
+fn convert(object: &Object, settings: &Settings) -> Result<Arc<model::Endpoint>, Verdict> {
     let defaults = Defaults {
         settings,
         namespace: Some(&object.key.namespace),
     };
-    api::endpoint_to_model(&object.spec, &defaults, &object.key.to_string()).map(Arc::new)
+    api::endpoint_to_model(&object.spec, &defaults, &object.key.to_string())
+        .map(Arc::new)
+        .map_err(|errors| Verdict {
+            reason: if is_reserved_path(&object.spec.path, settings) {
+                cond::REASON_RESERVED_PATH
+            } else {
+                cond::REASON_INVALID
+            },
+            message: describe_errors(&errors),
+            served: false,
+        })
 }
 
 fn is_reserved_path(path: &str, settings: &Settings) -> bool {
@@ -337,5 +615,7 @@ fn service_verdict(object: &Object, services: &Services) -> Verdict {
     }
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

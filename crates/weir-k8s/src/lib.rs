@@ -3,18 +3,26 @@
 //! object's status while holding the lease.
 //!
 //! ```text
-//!  watchers ──► channel ──► index (convert once per change) ──► resolve ──► Shared::publish
-//!  (Endpoints,               coalesced for a few ms                    └──► status targets ──► writer (leader only)
-//!   Services, settings)
+//!  watchers ──► channel ──► index (one object's work per event) ──► Shared::publish (first)
+//!  (Endpoints,              every event waiting is taken        └──► status queue ──► writer
+//!   Services, settings)     before one publication                   (newest wins)    (lease holder,
+//!                                                                                       rate-limited)
 //! ```
+//!
+//! Work follows the change, not the table: a watch event converts only its object, and
+//! conflicts, Service resolution and status targets are updated through indexes by route key
+//! and by Service. An event that changes only status (our own write coming back) publishes
+//! nothing. The table is published before any status is queued, and status writes never
+//! block the loop.
 
 pub mod index;
 pub mod lease;
+pub mod queue;
 pub mod resource;
 pub mod status;
 pub mod writer;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,20 +39,25 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use crate::resource::Endpoint;
+use k8s_openapi::jiff::Timestamp;
 use weir_config::{self as config, watch as file_watch};
 use weir_model::{Gateway, Settings};
 use weir_proxy::server::{GatewayHandle, Published, Shared};
 use weir_proxy::telemetry::metrics::Metrics;
 
-use index::{Index, Object, ObjectKey, Resolution, Services};
+use index::{Index, Object, ObjectKey, Services, Verdict};
 pub use lease::LeaseOptions;
-use writer::Target;
+use queue::{Pushed, StatusQueue};
+use writer::Pending;
+pub use writer::WriterOptions;
 
-/// Quiet time that ends a burst of changes before one recompute.
-pub const DEFAULT_COALESCE: Duration = Duration::from_millis(5);
+/// Watch events handled at most before the table is published: a long burst (a relist, a
+/// mass update) is served in slices instead of waiting for its end.
+const MAX_BATCH: usize = 4096;
 
-/// A burst is cut after this long even if changes keep coming.
-const MAX_COALESCE: Duration = Duration::from_millis(100);
+/// Objects looked at per step of a status catch-up (after a leader change, or when the
+/// status queue was full), so that the loop stays responsive to watch events meanwhile.
+const CATCH_UP_STEP: usize = 2048;
 
 /// Options of `weir controller`.
 #[derive(Debug, Clone)]
@@ -63,8 +76,10 @@ pub struct ControllerOptions {
     pub bind: Option<IpAddr>,
     /// Leader election.
     pub lease: LeaseOptions,
-    /// Quiet time that ends a burst of changes.
-    pub coalesce: Duration,
+    /// Client-side rate limit of status writes and Events.
+    pub writer: WriterOptions,
+    /// Objects waiting for a status write at most (see [`queue::StatusQueue`]).
+    pub status_queue: usize,
     /// Where metrics are recorded (one registry per process, built by the caller).
     pub metrics: Arc<Metrics>,
 }
@@ -85,7 +100,8 @@ impl ControllerOptions {
                 identity: identity.into(),
                 duration: Duration::from_secs(15),
             },
-            coalesce: DEFAULT_COALESCE,
+            writer: WriterOptions::default(),
+            status_queue: queue::DEFAULT_CAPACITY,
             metrics: Arc::new(Metrics::new()),
         }
     }
@@ -246,23 +262,29 @@ pub async fn start_with_client(
     }
     drop(tx);
 
-    let (targets_tx, targets_rx) = watch::channel(Arc::new(Vec::new()));
+    let queue = StatusQueue::new(opts.status_queue);
     let (leader_tx, leader_rx) = watch::channel(false);
     tasks.push(tokio::spawn(
         lease::run(client.clone(), opts.lease.clone(), leader_tx)
             .instrument(info_span!("lease", identity = %opts.lease.identity)),
     ));
     tasks.push(tokio::spawn(
-        writer::run_writer(client.clone(), targets_rx, leader_rx)
-            .instrument(info_span!("status_writer")),
+        writer::run_writer(
+            client.clone(),
+            queue.clone(),
+            leader_rx.clone(),
+            opts.writer,
+            opts.lease.identity.clone(),
+        )
+        .instrument(info_span!("status_writer")),
     ));
+    let services = Services {
+        all_namespaces: opts.namespaces.is_empty(),
+        namespaces: opts.namespaces.iter().cloned().collect(),
+        present: BTreeSet::new(),
+    };
     let state = State {
-        index: Index::new(settings),
-        services: Services {
-            all_namespaces: opts.namespaces.is_empty(),
-            namespaces: opts.namespaces.iter().cloned().collect(),
-            present: BTreeSet::new(),
-        },
+        index: Index::new(settings, services),
         scopes: scopes.clone(),
         endpoint_init: vec![None; scopes.len()],
         service_init: vec![None; scopes.len()],
@@ -270,11 +292,16 @@ pub async fn start_with_client(
         services_synced: vec![false; scopes.len()],
         shared,
         ready: false,
-        targets: targets_tx,
         port_overrides: (opts.port, opts.admin_port),
+        rejected: BTreeMap::new(),
+        publish_failed: false,
+        queue,
+        leader: leader_rx,
+        leading: false,
+        catch_up: None,
     };
     tasks.push(tokio::spawn(
-        main_loop(state, rx, opts.coalesce).instrument(info_span!("controller")),
+        main_loop(state, rx).instrument(info_span!("controller")),
     ));
     Ok(ControllerHandle {
         gateway,
@@ -401,7 +428,6 @@ where
 
 struct State {
     index: Index,
-    services: Services,
     scopes: Vec<Option<String>>,
     /// Objects of a relist in progress, per scope.
     endpoint_init: Vec<Option<Vec<Object>>>,
@@ -411,8 +437,18 @@ struct State {
     shared: Arc<Shared>,
     /// Readiness was set (once; a drain turns it off through `Shared`, not here).
     ready: bool,
-    targets: watch::Sender<Arc<Vec<Target>>>,
     port_overrides: (Option<u16>, Option<u16>),
+    /// Route winners the router refused next to the others, with the reason.
+    rejected: BTreeMap<ObjectKey, String>,
+    /// The last publication failed for a reason no single endpoint explains.
+    publish_failed: bool,
+    /// What the status writer is to write.
+    queue: Arc<StatusQueue<Pending>>,
+    /// Whether this replica holds the lease.
+    leader: watch::Receiver<bool>,
+    leading: bool,
+    /// A status catch-up in progress: the key to resume from (`None`: from the start).
+    catch_up: Option<Option<ObjectKey>>,
 }
 
 impl State {
@@ -475,44 +511,48 @@ impl State {
                     Event::InitDone => {
                         let fresh = self.service_init[i].take().unwrap_or_default();
                         let scope = &self.scopes[i];
-                        let mut present: BTreeSet<ObjectKey> = self
-                            .services
-                            .present
-                            .iter()
-                            .filter(|k| !in_scope(scope, k))
-                            .cloned()
-                            .collect();
-                        present.extend(fresh);
-                        self.services.present = present;
+                        self.index.replace_services(|k| in_scope(scope, k), fresh);
                         self.services_synced[i] = true;
                     }
-                    Event::Apply(m) => {
-                        self.services.present.insert(key_of(&m));
-                    }
-                    Event::Delete(m) => {
-                        self.services.present.remove(&key_of(&m));
-                    }
+                    Event::Apply(m) => self.index.service_applied(key_of(&m)),
+                    Event::Delete(m) => self.index.service_deleted(&key_of(&m)),
                 }
             }
         }
     }
 
-    /// Resolves, publishes and hands the verdicts to the status writer.
-    fn recompute(&mut self) {
+    /// Publishes the model if it changed (first), then queues the statuses that moved.
+    fn settle(&mut self) {
+        if !self.synced() {
+            return;
+        }
+        let mut touched = BTreeSet::new();
+        if self.index.take_model_changed() || !self.ready {
+            touched = self.publish();
+        }
+        touched.extend(self.index.take_touched());
+        if self.leading {
+            let now = Timestamp::now();
+            for key in &touched {
+                self.queue_status(key, now);
+            }
+        }
+    }
+
+    /// Publishes the index's model; returns the objects whose verdict the router changed.
+    fn publish(&mut self) -> BTreeSet<ObjectKey> {
         let started = std::time::Instant::now();
-        let mut resolution = self.index.resolve(&self.services);
-        let resolved_ms = started.elapsed().as_secs_f64() * 1e3;
+        let mut gateway = self.index.gateway();
+        let built_ms = started.elapsed().as_secs_f64() * 1e3;
+        let mut rejected = BTreeMap::new();
         let published = loop {
-            match self.shared.publish_ref(&resolution.gateway) {
+            match self.shared.publish_ref(&gateway) {
                 Ok(p) => break Some(p),
-                Err(e) => match e
-                    .origin()
-                    .and_then(|o| o.split_once('/'))
-                    .map(|(ns, name)| index::ObjectKey::new(ns, name))
-                {
-                    Some(key) => {
+                Err(e) => match e.origin().and_then(|o| refused_endpoint(&gateway, o)) {
+                    Some((i, key)) => {
                         warn!(endpoint = %key, error = %e, "route refused by the router; reported as a conflict");
-                        resolution.reject(&key, format!("{e}; change the path"));
+                        gateway.endpoints.remove(i);
+                        rejected.insert(key, format!("{e}; change the path"));
                     }
                     None => {
                         error!(error = %e, "table not published; the previous table keeps serving");
@@ -521,13 +561,13 @@ impl State {
                 },
             }
         };
-        let endpoints = resolution.gateway.endpoints.len();
+        let endpoints = gateway.endpoints.len();
         match published {
             Some(Published::Swapped(generation)) => info!(
                 generation,
                 endpoints,
                 objects = self.index.len(),
-                resolve_ms = resolved_ms,
+                model_ms = built_ms,
                 elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
                 "table published"
             ),
@@ -539,11 +579,118 @@ impl State {
             self.shared.set_ready(true);
             self.ready = true;
         }
-        self.targets.send_replace(Arc::new(targets(
-            &self.index,
-            resolution,
-            published.is_some(),
-        )));
+        let mut moved: BTreeSet<ObjectKey> = BTreeSet::new();
+        if published.is_some() {
+            for (k, why) in &rejected {
+                if self.rejected.get(k) != Some(why) {
+                    moved.insert(k.clone());
+                }
+            }
+            moved.extend(
+                self.rejected
+                    .keys()
+                    .filter(|k| !rejected.contains_key(*k))
+                    .cloned(),
+            );
+            self.rejected = rejected;
+        }
+        if self.publish_failed != published.is_none() {
+            // Every object's Programmed condition follows whether a table is serving.
+            moved.extend(self.index.objects().map(|o| o.key.clone()));
+            self.publish_failed = published.is_none();
+        }
+        moved
+    }
+
+    /// The verdict to report for `key`: the index's, unless the router refused it or no
+    /// table could be published.
+    fn verdict(&self, key: &ObjectKey, verdict: &Verdict) -> Verdict {
+        let mut v = match self.rejected.get(key) {
+            Some(why) => Verdict {
+                reason: status::REASON_CONFLICT,
+                message: why.clone(),
+                served: false,
+            },
+            None => verdict.clone(),
+        };
+        v.served &= !self.publish_failed;
+        v
+    }
+
+    /// Queues what `key` should be written, or forgets it when its status already says it.
+    fn queue_status(&mut self, key: &ObjectKey, now: Timestamp) {
+        let (Some(object), Some(verdict)) = (self.index.get(key), self.index.verdict(key)) else {
+            self.queue.remove(key);
+            return;
+        };
+        match writer::pending_for(object, &self.verdict(key, verdict), now) {
+            None => self.queue.remove(key),
+            Some(p) => {
+                if self.queue.push(key.clone(), p) == Pushed::Full {
+                    // Caught up from the index once the writer made room.
+                    let from = match self.catch_up.take() {
+                        Some(Some(c)) if c < *key => c,
+                        Some(None) => {
+                            self.catch_up = Some(None);
+                            return;
+                        }
+                        _ => key.clone(),
+                    };
+                    self.catch_up = Some(Some(from));
+                }
+            }
+        }
+    }
+
+    /// One step of a status catch-up: queues out-of-date statuses from the cursor on until
+    /// the queue is full or [`CATCH_UP_STEP`] objects were looked at.
+    fn catch_up_step(&mut self) {
+        let Some(from) = self.catch_up.take() else {
+            return;
+        };
+        if !self.leading {
+            return;
+        }
+        let now = Timestamp::now();
+        let mut resume = None;
+        for (seen, (object, verdict)) in self.index.objects_from(from.as_ref()).enumerate() {
+            if seen == CATCH_UP_STEP || self.queue.room_left() == 0 {
+                resume = Some(object.key.clone());
+                break;
+            }
+            if let Some(p) = writer::pending_for(object, &self.verdict(&object.key, verdict), now) {
+                self.queue.push(object.key.clone(), p);
+            }
+        }
+        self.catch_up = resume.map(Some);
+    }
+
+    /// Follows the lease: the new holder looks at every object once; a replica that lost
+    /// it forgets what it had queued.
+    fn leadership_changed(&mut self) {
+        let leading = *self.leader.borrow_and_update();
+        if leading == self.leading {
+            return;
+        }
+        self.leading = leading;
+        if leading {
+            self.catch_up = Some(None);
+        } else {
+            self.catch_up = None;
+            self.queue.clear();
+        }
+    }
+
+    /// Objects whose status write failed a while ago: look at them again.
+    fn rechecks(&mut self) {
+        if !self.leading {
+            self.queue.take_rechecks();
+            return;
+        }
+        let now = Timestamp::now();
+        for key in self.queue.take_rechecks() {
+            self.queue_status(&key, now);
+        }
     }
 }
 
@@ -551,35 +698,34 @@ fn in_scope(scope: &Option<String>, key: &ObjectKey) -> bool {
     scope.as_ref().is_none_or(|ns| &key.namespace == ns)
 }
 
-fn targets(index: &Index, resolution: Resolution, published: bool) -> Vec<Target> {
-    let Resolution { mut verdicts, .. } = resolution;
-    index
-        .objects()
-        .filter_map(|o| {
-            let mut verdict = verdicts.remove(&o.key)?;
-            verdict.served &= published;
-            Some(Target {
-                key: o.key.clone(),
-                generation: o.generation,
-                resource_version: o.resource_version.clone(),
-                current: o.status.clone(),
-                verdict,
-            })
-        })
-        .collect()
+/// The endpoint with path template `path` that comes last in the model (the youngest
+/// claim in `namespace/name` order), to be taken out when the router refuses that path.
+/// The endpoint the router refused (named by its origin, `namespace/name`): its place in
+/// the model and its object.
+fn refused_endpoint(gateway: &Gateway, origin: &str) -> Option<(usize, ObjectKey)> {
+    let i = gateway
+        .endpoints
+        .iter()
+        .position(|ep| ep.origin == origin)?;
+    let (ns, name) = origin.split_once('/')?;
+    Some((i, ObjectKey::new(ns, name)))
 }
 
 /// Turns a watched object into an [`Object`]; a malformed one is logged and its key (when
-/// it has one) returned as the error.
+/// it has one) returned as the error. Only what the controller uses is kept: no
+/// annotations, labels or managed fields.
 fn object_of(guard: DeserializeGuard<Endpoint>) -> Result<Object, Option<ObjectKey>> {
     match guard.0 {
         Ok(ep) => {
-            let key = ObjectKey::new(ep.namespace().unwrap_or_default(), ep.name_any());
+            let meta = ep.metadata;
             Ok(Object {
-                key,
-                generation: ep.metadata.generation,
-                resource_version: ep.metadata.resource_version.clone(),
-                created: ep.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                key: ObjectKey::new(
+                    meta.namespace.unwrap_or_default(),
+                    meta.name.unwrap_or_default(),
+                ),
+                generation: meta.generation,
+                uid: meta.uid,
+                created: meta.creation_timestamp.map(|t| t.0),
                 spec: ep.spec.0,
                 status: ep.status,
             })
@@ -602,24 +748,40 @@ fn object_of(guard: DeserializeGuard<Endpoint>) -> Result<Object, Option<ObjectK
     }
 }
 
-async fn main_loop(mut state: State, mut rx: mpsc::Receiver<Msg>, coalesce: Duration) {
-    while let Some(msg) = rx.recv().await {
-        state.handle(msg);
-        let deadline = tokio::time::Instant::now() + MAX_COALESCE;
-        loop {
-            let wait =
-                coalesce.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-            match tokio::time::timeout(wait, rx.recv()).await {
-                Ok(Some(msg)) => state.handle(msg),
-                Ok(None) => return,
-                Err(_) => break,
+/// Takes every watch event waiting (up to [`MAX_BATCH`]) into the index, then publishes
+/// once: no fixed delay before a change is served, and a burst costs one publication per
+/// batch instead of one per event.
+async fn main_loop(mut state: State, mut rx: mpsc::Receiver<Msg>) {
+    let mut leader = state.leader.clone();
+    let queue = state.queue.clone();
+    loop {
+        let catching_up =
+            state.catch_up.is_some() && state.leading && state.synced() && queue.room_left() > 0;
+        tokio::select! {
+            biased;
+            msg = rx.recv() => {
+                let Some(msg) = msg else { return };
+                state.handle(msg);
+                for _ in 1..MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(msg) => state.handle(msg),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => return,
+                    }
+                }
             }
-            if tokio::time::Instant::now() >= deadline {
-                break;
+            changed = leader.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                state.leadership_changed();
             }
+            () = queue.wait_room() => state.rechecks(),
+            () = std::future::ready(()), if catching_up => {}
         }
+        state.settle();
         if state.synced() {
-            state.recompute();
+            state.catch_up_step();
         }
     }
 }

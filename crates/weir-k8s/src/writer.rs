@@ -1,46 +1,101 @@
 //! Status: the pure step from a [`Verdict`] to the conditions an `Endpoint` should carry, and
-//! the writer that applies them (server-side apply, one field manager, only what changed,
-//! only while this replica holds the lease).
+//! the writer that applies them (server-side apply, one field manager, only while this
+//! replica holds the lease), at a client-side rate, from the [`StatusQueue`]. Each write
+//! that reports a problem (invalid spec, conflict, missing Service) also emits a Kubernetes
+//! Event on the object.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{self, StreamExt};
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::index::{Object, ObjectKey, Verdict};
+use crate::queue::{StatusQueue, TokenBucket};
 use crate::resource::{Endpoint, EndpointStatus};
 use crate::status as cond;
 
-use crate::index::{ObjectKey, Verdict};
-
-/// The field manager of every status write.
+/// The field manager of every status write, and the reporting controller of every Event.
 pub const FIELD_MANAGER: &str = "weir-controller";
+
+/// Default client-side limit of status writes (and Events) per second.
+pub const DEFAULT_QPS: f64 = 20.0;
+
+/// Default number of writes allowed at once above the rate.
+pub const DEFAULT_BURST: u32 = 40;
 
 /// Status writes in flight at once.
 const CONCURRENT_WRITES: usize = 16;
 
-/// After a failed write, try again this much later.
+/// After a failed write, look at the object again this much later.
 const RETRY: Duration = Duration::from_secs(5);
 
-/// What one object should carry, and what it carries now.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// Namespace/name.
-    pub key: ObjectKey,
-    /// `metadata.generation` of the object the verdict is about.
-    pub generation: Option<i64>,
-    /// `metadata.resourceVersion` seen.
-    pub resource_version: Option<String>,
-    /// Current status on the server.
-    pub current: Option<EndpointStatus>,
-    /// Verdict of the last recompute.
-    pub verdict: Verdict,
+/// Longest Event note (the API allows 1 kB).
+const MAX_NOTE: usize = 1000;
+
+/// How fast the writer may talk to the API server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WriterOptions {
+    /// Requests per second on average (status writes and Events); 0 = unlimited.
+    pub qps: f64,
+    /// Requests allowed at once above the rate.
+    pub burst: u32,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        Self {
+            qps: DEFAULT_QPS,
+            burst: DEFAULT_BURST,
+        }
+    }
+}
+
+/// What one object's status should become, waiting in the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    /// The status to apply.
+    pub status: EndpointStatus,
+    /// `metadata.uid`, for the Event's reference.
+    pub uid: Option<String>,
+    /// The Event to emit once the status is written: a Warning for every reason but
+    /// `Accepted`.
+    pub event: Option<Note>,
+}
+
+/// An Event to emit about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// The `Accepted` reason (`Invalid`, `Conflict`, ...).
+    pub reason: &'static str,
+    /// What is wrong and what to do about it.
+    pub message: String,
+}
+
+/// What `object` should be written, given `verdict`; `None` when its status already says it.
+pub fn pending_for(object: &Object, verdict: &Verdict, now: Timestamp) -> Option<Pending> {
+    let want = desired_status(verdict, object.generation, object.status.as_ref(), now);
+    if object.status.as_ref() == Some(&want) {
+        return None;
+    }
+    let event = (verdict.reason != cond::REASON_ACCEPTED).then(|| Note {
+        reason: verdict.reason,
+        message: verdict.message.clone(),
+    });
+    Some(Pending {
+        status: want,
+        uid: object.uid.clone(),
+        event,
+    })
 }
 
 /// The status `verdict` calls for. Conditions keep their `lastTransitionTime` from `previous`
@@ -102,115 +157,128 @@ pub fn desired_status(
     }
 }
 
-/// Writes statuses while `leader` is true, from the latest `targets`.
+/// Writes what the queue holds while `leader` is true, at most `opts.qps` requests per
+/// second. A failed write is handed back to the controller loop after [`RETRY`] (which looks
+/// at the object again with the newest state it has); a write refused because the object is
+/// gone is dropped.
 pub async fn run_writer(
     client: Client,
-    mut targets: watch::Receiver<Arc<Vec<Target>>>,
+    queue: Arc<StatusQueue<Pending>>,
     mut leader: watch::Receiver<bool>,
+    opts: WriterOptions,
+    identity: String,
 ) {
-    // What was written, by object, with the resourceVersion it was written over: the watch
-    // brings our own write back a moment later, and until then the same status is not
-    // written twice.
-    let mut written: HashMap<ObjectKey, (Option<String>, EndpointStatus)> = HashMap::new();
-    let mut retry_at: Option<tokio::time::Instant> = None;
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: Some(identity),
+        },
+    );
+    let mut bucket = TokenBucket::new(opts.qps, opts.burst);
+    let mut in_flight: JoinSet<(ObjectKey, Pending, Written)> = JoinSet::new();
+    // Keys whose write failed, and when to look at them again.
+    let mut failed: HashMap<ObjectKey, Instant> = HashMap::new();
+    let mut event_failures = 0u64;
     loop {
-        let retry = async {
-            match retry_at {
-                Some(t) => tokio::time::sleep_until(t).await,
-                None => std::future::pending().await,
-            }
-        };
+        let leading = *leader.borrow();
+        let can_write = leading && in_flight.len() < CONCURRENT_WRITES && queue.has_ready();
+        let next_retry = failed.values().min().copied();
         tokio::select! {
-            r = targets.changed() => if r.is_err() { return },
-            r = leader.changed() => if r.is_err() { return },
-            _ = retry => {},
-        }
-        retry_at = None;
-        if !*leader.borrow_and_update() {
-            written.clear();
-            continue;
-        }
-        let batch = targets.borrow_and_update().clone();
-        // Objects gone from the batch were deleted (or left our scope): forget them, or the
-        // cache grows for as long as we lead.
-        let present: HashSet<&ObjectKey> = batch.iter().map(|t| &t.key).collect();
-        written.retain(|k, _| present.contains(k));
-        let now = Timestamp::now();
-        let mut todo = Vec::new();
-        for t in batch.iter() {
-            let want = desired_status(&t.verdict, t.generation, t.current.as_ref(), now);
-            if t.current.as_ref() == Some(&want) {
-                written.remove(&t.key);
-                continue;
-            }
-            if written.get(&t.key) == Some(&(t.resource_version.clone(), want.clone())) {
-                continue;
-            }
-            todo.push((t.key.clone(), t.resource_version.clone(), want));
-        }
-        if todo.is_empty() {
-            continue;
-        }
-        let results: Vec<_> = stream::iter(todo)
-            .map(|(key, rv, status)| {
-                let client = client.clone();
-                let leader = leader.clone();
-                async move {
-                    // Checked per object, right before its write: a batch can take long, and
-                    // with our field manager and force the API server would let a replica
-                    // that lost the lease meanwhile overwrite the new holder's status.
-                    if !*leader.borrow() {
-                        return (key, rv, status, Written::NotLeader);
+            biased;
+            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                let Ok((key, pending, written)) = joined else { continue };
+                queue.done(&key);
+                match written {
+                    Written::NotLeader => {}
+                    Written::Done(Ok(events)) => {
+                        let accepted = pending.status.condition(cond::ACCEPTED).map(|c| c.reason.as_str());
+                        info!(endpoint = %key, accepted = ?accepted, "status written");
+                        if let Some(Err(e)) = events {
+                            event_failures += 1;
+                            // One line at the first failure, then every hundredth: a missing
+                            // RBAC grant must not drown the log.
+                            if event_failures % 100 == 1 {
+                                warn!(endpoint = %key, error = %e, failures = event_failures, "event not recorded");
+                            } else {
+                                debug!(endpoint = %key, error = %e, "event not recorded");
+                            }
+                        }
                     }
-                    let r = write(client, &key, &status).await;
-                    (key, rv, status, Written::Done(r))
+                    Written::Done(Err(kube::Error::Api(e))) if e.code == 404 => {
+                        debug!(endpoint = %key, "object gone before its status was written");
+                    }
+                    Written::Done(Err(e)) => {
+                        warn!(endpoint = %key, error = %e, "status write failed; will retry");
+                        failed.insert(key, Instant::now() + RETRY);
+                    }
                 }
-            })
-            .buffer_unordered(CONCURRENT_WRITES)
-            .collect()
-            .await;
-        let mut failed = 0usize;
-        let mut skipped = 0usize;
-        for (key, rv, status, r) in results {
-            let r = match r {
-                Written::Done(r) => r,
-                Written::NotLeader => {
-                    skipped += 1;
+            }
+            changed = leader.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if !*leader.borrow_and_update() {
+                    // The controller loop clears the queue; the new holder retries what failed.
+                    failed.clear();
+                }
+            }
+            () = sleep_until_opt(next_retry), if next_retry.is_some() => {
+                let now = Instant::now();
+                failed.retain(|key, at| {
+                    if *at <= now {
+                        queue.recheck(key.clone());
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+            () = queue.wait_ready(), if !can_write => {}
+            () = tokio::time::sleep(bucket.wait_for(1)), if can_write => {
+                if !bucket.try_take(1) {
                     continue;
                 }
-            };
-            match r {
-                Ok(()) => {
-                    let accepted = status.condition(cond::ACCEPTED).map(|c| c.reason.clone());
-                    info!(endpoint = %key, accepted = ?accepted, "status written");
-                    written.insert(key, (rv, status));
+                let Some((key, pending)) = queue.pop() else { continue };
+                // An Event is one more request: it waits for its own token.
+                if pending.event.is_some() {
+                    bucket.take(1).await;
                 }
-                Err(kube::Error::Api(e)) if e.code == 404 => {
-                    debug!(endpoint = %key, "object gone before its status was written");
-                }
-                Err(e) => {
-                    failed += 1;
-                    warn!(endpoint = %key, error = %e, "status write failed; will retry");
-                }
+                let client = client.clone();
+                let leader = leader.clone();
+                let recorder = recorder.clone();
+                in_flight.spawn(async move {
+                    // Checked per object, right before its write: with our field manager and
+                    // force, the API server would let a replica that lost the lease meanwhile
+                    // overwrite the new holder's status.
+                    if !*leader.borrow() {
+                        return (key, pending, Written::NotLeader);
+                    }
+                    let r = match write(client, &key, &pending.status).await {
+                        Ok(()) => Ok(match &pending.event {
+                            Some(note) => Some(emit(&recorder, &key, pending.uid.as_deref(), note).await),
+                            None => None,
+                        }),
+                        Err(e) => Err(e),
+                    };
+                    (key, pending, Written::Done(r))
+                });
             }
         }
-        if skipped > 0 {
-            // The leadership change wakes the loop, which clears the cache.
-            info!(
-                skipped,
-                "lost the lease during a status batch; left the rest to the holder"
-            );
-        }
-        if failed > 0 {
-            retry_at = Some(tokio::time::Instant::now() + RETRY);
-        }
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 
 /// What became of one status write.
 enum Written {
-    /// The write was sent; the API server's answer.
-    Done(kube::Result<()>),
+    /// The write was sent: the API server's answer, and the Event's when one was due.
+    Done(kube::Result<Option<kube::Result<()>>>),
     /// Not sent: this replica no longer held the lease when its turn came.
     NotLeader,
 }
@@ -231,6 +299,49 @@ async fn write(client: Client, key: &ObjectKey, status: &EndpointStatus) -> kube
     .map(|_| ())
 }
 
+/// The Event for `note` on the Endpoint `key` (kube's recorder counts repeats into one
+/// Event series instead of creating new Events).
+pub fn event_of(note: &Note) -> Event {
+    let mut message = note.message.clone();
+    if message.len() > MAX_NOTE {
+        let mut cut = MAX_NOTE;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+    }
+    Event {
+        type_: EventType::Warning,
+        reason: note.reason.to_string(),
+        note: Some(message),
+        action: "Accept".into(),
+        secondary: None,
+    }
+}
+
+/// The reference an Event on the Endpoint `key` carries.
+pub fn reference_of(key: &ObjectKey, uid: Option<&str>) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("weir.dev/v1alpha1".into()),
+        kind: Some("Endpoint".into()),
+        name: Some(key.name.clone()),
+        namespace: Some(key.namespace.clone()),
+        uid: uid.map(str::to_string),
+        ..Default::default()
+    }
+}
+
+async fn emit(
+    recorder: &Recorder,
+    key: &ObjectKey,
+    uid: Option<&str>,
+    note: &Note,
+) -> kube::Result<()> {
+    recorder
+        .publish(&event_of(note), &reference_of(key, uid))
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +356,62 @@ mod tests {
 
     fn ts(secs: i64) -> Timestamp {
         Timestamp::from_second(secs).unwrap()
+    }
+
+    fn object(status: Option<EndpointStatus>) -> Object {
+        Object {
+            key: ObjectKey::new("shop", "users"),
+            generation: Some(2),
+            uid: Some("u-1".into()),
+            created: None,
+            spec: Default::default(),
+            status,
+        }
+    }
+
+    #[test]
+    fn nothing_is_queued_when_the_status_already_says_it() {
+        let v = verdict(cond::REASON_ACCEPTED, true);
+        let p = pending_for(&object(None), &v, ts(10)).expect("no status yet");
+        assert_eq!(p.event, None, "an accepted endpoint is no Event");
+        assert_eq!(p.uid.as_deref(), Some("u-1"));
+        assert_eq!(pending_for(&object(Some(p.status)), &v, ts(20)), None);
+    }
+
+    #[test]
+    fn a_problem_comes_with_a_warning_event() {
+        for reason in [
+            cond::REASON_INVALID,
+            cond::REASON_CONFLICT,
+            cond::REASON_RESERVED_PATH,
+            cond::REASON_UNRESOLVED_SERVICE,
+        ] {
+            let p = pending_for(&object(None), &verdict(reason, false), ts(10)).unwrap();
+            let note = p.event.expect("an Event");
+            assert_eq!(note.reason, reason);
+            let ev = event_of(&note);
+            assert_eq!(ev.type_, EventType::Warning);
+            assert_eq!(ev.reason, reason);
+            assert_eq!(
+                ev.note.as_deref(),
+                Some(format!("because {reason}").as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn event_notes_are_cut_to_the_api_limit_on_a_char_boundary() {
+        let note = Note {
+            reason: cond::REASON_INVALID,
+            message: "é".repeat(MAX_NOTE),
+        };
+        let cut = event_of(&note).note.unwrap();
+        assert!(cut.len() <= MAX_NOTE, "{}", cut.len());
+        assert!(cut.chars().all(|c| c == 'é'));
+        let r = reference_of(&ObjectKey::new("shop", "users"), Some("u-1"));
+        assert_eq!(r.kind.as_deref(), Some("Endpoint"));
+        assert_eq!(r.api_version.as_deref(), Some("weir.dev/v1alpha1"));
+        assert_eq!(r.uid.as_deref(), Some("u-1"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -21,11 +22,13 @@ use kube::{Api, Client, CustomResourceExt};
 
 use weir::api::{Endpoint, EndpointSpec, EndpointStatus};
 
-/// Resources the emulator serves for these tests.
-pub const RESOURCES: [&str; 3] = [
+/// Resources the emulator serves for these tests (the controller records its Events with
+/// `events.k8s.io/v1`, as kube's recorder does).
+pub const RESOURCES: [&str; 4] = [
     "weir.dev/v1alpha1/endpoints:Endpoint",
     "coordination.k8s.io/v1/leases:Lease",
     "v1/services:Service",
+    "events.k8s.io/v1/events:Event",
 ];
 
 /// An API server to test against.
@@ -207,6 +210,40 @@ impl Cluster {
         panic!(
             "{ns}/{name}: Accepted reason {reason} not written within 20s; last status {last:#?}"
         );
+    }
+}
+
+impl Cluster {
+    /// The Events (`events.k8s.io/v1`) about the Endpoint `ns/name`.
+    pub async fn events(&self, ns: &str, name: &str) -> Vec<Event> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), ns);
+        let Ok(list) = api.list(&Default::default()).await else {
+            return Vec::new();
+        };
+        list.items
+            .into_iter()
+            .filter(|e| {
+                e.regarding.as_ref().is_some_and(|r| {
+                    r.kind.as_deref() == Some("Endpoint") && r.name.as_deref() == Some(name)
+                })
+            })
+            .collect()
+    }
+
+    /// Waits until an Event with `reason` about the Endpoint `ns/name` exists (and returns it).
+    pub async fn wait_event(&self, ns: &str, name: &str, reason: &str) -> Event {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let events = self.events(ns, name).await;
+            if let Some(e) = events.iter().find(|e| e.reason.as_deref() == Some(reason)) {
+                return e.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{ns}/{name}: no {reason} Event within 20s; events {events:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

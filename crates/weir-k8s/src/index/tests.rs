@@ -19,7 +19,7 @@ fn object(ns: &str, name: &str, created: i64, spec: EndpointSpec) -> Object {
     Object {
         key: ObjectKey::new(ns, name),
         generation: Some(1),
-        resource_version: Some("1".into()),
+        uid: Some(format!("uid-{ns}-{name}")),
         created: Some(Timestamp::from_second(created).unwrap()),
         spec,
         status: None,
@@ -27,9 +27,29 @@ fn object(ns: &str, name: &str, created: i64, spec: EndpointSpec) -> Object {
 }
 
 fn index(objects: Vec<Object>) -> Index {
-    let mut ix = Index::new(Settings::default());
+    index_with(all_services(), objects)
+}
+
+fn index_with(services: Services, objects: Vec<Object>) -> Index {
+    let mut ix = Index::new(Settings::default(), services);
     ix.replace(|_| true, objects);
     ix
+}
+
+/// What the index publishes and reports, in one value.
+struct Resolved {
+    gateway: Gateway,
+    verdicts: BTreeMap<ObjectKey, Verdict>,
+}
+
+fn resolved(ix: &Index) -> Resolved {
+    Resolved {
+        gateway: ix.gateway(),
+        verdicts: ix
+            .objects_from(None)
+            .map(|(o, v)| (o.key.clone(), v.clone()))
+            .collect(),
+    }
 }
 
 fn all_services() -> Services {
@@ -39,17 +59,16 @@ fn all_services() -> Services {
     }
 }
 
-fn verdict<'a>(r: &'a Resolution, ns: &str, name: &str) -> &'a Verdict {
+fn verdict<'a>(r: &'a Resolved, ns: &str, name: &str) -> &'a Verdict {
     &r.verdicts[&ObjectKey::new(ns, name)]
 }
 
 #[test]
 fn valid_endpoints_are_served_with_their_origin() {
-    let r = index(vec![
+    let r = resolved(&index(vec![
         object("shop", "users", 10, spec("/users")),
         object("shop", "orders", 10, spec("/orders")),
-    ])
-    .resolve(&all_services());
+    ]));
     assert_eq!(r.gateway.endpoints.len(), 2);
     let origins: Vec<&str> = r
         .gateway
@@ -70,11 +89,10 @@ fn valid_endpoints_are_served_with_their_origin() {
 fn invalid_endpoint_is_reported_alone_and_others_keep_serving() {
     let mut bad = spec("/bad");
     bad.timeout = Some("soon".into());
-    let r = index(vec![
+    let r = resolved(&index(vec![
         object("shop", "good", 10, spec("/good")),
         object("shop", "bad", 10, bad),
-    ])
-    .resolve(&all_services());
+    ]));
     assert_eq!(r.gateway.endpoints.len(), 1);
     let v = verdict(&r, "shop", "bad");
     assert_eq!(v.reason, cond::REASON_INVALID);
@@ -86,7 +104,7 @@ fn invalid_endpoint_is_reported_alone_and_others_keep_serving() {
 #[test]
 fn reserved_paths_have_their_own_reason() {
     for path in ["/__health", "/__debug/x", "/__stats"] {
-        let r = index(vec![object("shop", "sneaky", 10, spec(path))]).resolve(&all_services());
+        let r = resolved(&index(vec![object("shop", "sneaky", 10, spec(path))]));
         let v = verdict(&r, "shop", "sneaky");
         assert_eq!(v.reason, cond::REASON_RESERVED_PATH, "{path}");
         assert!(v.message.contains("reserved"), "{}", v.message);
@@ -96,11 +114,10 @@ fn reserved_paths_have_their_own_reason() {
 
 #[test]
 fn oldest_claim_wins_then_namespace_and_name() {
-    let r = index(vec![
+    let r = resolved(&index(vec![
         object("a", "young", 20, spec("/users")),
         object("z", "old", 10, spec("/users")),
-    ])
-    .resolve(&all_services());
+    ]));
     assert_eq!(r.gateway.endpoints.len(), 1);
     assert_eq!(r.gateway.endpoints[0].origin, "z/old");
     let v = verdict(&r, "a", "young");
@@ -109,11 +126,10 @@ fn oldest_claim_wins_then_namespace_and_name() {
     assert!(!v.served);
 
     // Same creation second: namespace/name decides.
-    let r = index(vec![
+    let r = resolved(&index(vec![
         object("b", "x", 10, spec("/users")),
         object("a", "y", 10, spec("/users")),
-    ])
-    .resolve(&all_services());
+    ]));
     assert_eq!(r.gateway.endpoints[0].origin, "a/y");
     assert_eq!(verdict(&r, "b", "x").reason, cond::REASON_CONFLICT);
 }
@@ -124,14 +140,13 @@ fn conflicts_need_the_same_host_method_and_route_shape() {
     post.method = Some(MethodSpec::Post);
     let mut other_host = spec("/users/{id}");
     other_host.host = Some("api.example.com".into());
-    let r = index(vec![
+    let r = resolved(&index(vec![
         object("s", "get", 10, spec("/users/{id}")),
         object("s", "post", 11, post),
         object("s", "host", 12, other_host),
         // Another placeholder name is the same route to the router.
         object("s", "renamed", 13, spec("/users/{name}")),
-    ])
-    .resolve(&all_services());
+    ]));
     assert_eq!(verdict(&r, "s", "post").reason, cond::REASON_ACCEPTED);
     assert_eq!(verdict(&r, "s", "host").reason, cond::REASON_ACCEPTED);
     assert_eq!(verdict(&r, "s", "renamed").reason, cond::REASON_CONFLICT);
@@ -145,7 +160,7 @@ fn deleting_the_winner_hands_the_route_to_the_next_claim() {
         object("s", "new", 20, spec("/users")),
     ]);
     ix.delete(&ObjectKey::new("s", "old"));
-    let r = ix.resolve(&all_services());
+    let r = resolved(&ix);
     assert_eq!(verdict(&r, "s", "new").reason, cond::REASON_ACCEPTED);
     assert_eq!(r.gateway.endpoints[0].origin, "s/new");
 }
@@ -168,10 +183,13 @@ fn service_spec(name: &str, namespace: Option<&str>) -> EndpointSpec {
 
 #[test]
 fn service_backends_resolve_to_cluster_dns() {
-    let ix = index(vec![object("shop", "svc", 10, service_spec("users", None))]);
     let mut services = all_services();
     services.present.insert(ObjectKey::new("shop", "users"));
-    let r = ix.resolve(&services);
+    let ix = index_with(
+        services,
+        vec![object("shop", "svc", 10, service_spec("users", None))],
+    );
+    let r = resolved(&ix);
     assert_eq!(verdict(&r, "shop", "svc").reason, cond::REASON_ACCEPTED);
     let host = &r.gateway.endpoints[0].backends[0].hosts[0];
     assert_eq!(host.to_string(), "http://users.shop.svc:8080");
@@ -179,13 +197,15 @@ fn service_backends_resolve_to_cluster_dns() {
 
 #[test]
 fn missing_service_is_reported_but_still_served() {
-    let ix = index(vec![object(
-        "shop",
-        "svc",
-        10,
-        service_spec("users", Some("backend")),
-    )]);
-    let r = ix.resolve(&all_services());
+    let svc = || {
+        vec![object(
+            "shop",
+            "svc",
+            10,
+            service_spec("users", Some("backend")),
+        )]
+    };
+    let r = resolved(&index(svc()));
     let v = verdict(&r, "shop", "svc");
     assert_eq!(v.reason, cond::REASON_UNRESOLVED_SERVICE);
     assert!(v.served);
@@ -199,7 +219,7 @@ fn missing_service_is_reported_but_still_served() {
         present: Default::default(),
     };
     assert_eq!(
-        ix.resolve(&services).verdicts[&ObjectKey::new("shop", "svc")].reason,
+        resolved(&index_with(services, svc())).verdicts[&ObjectKey::new("shop", "svc")].reason,
         cond::REASON_ACCEPTED
     );
 }
@@ -221,13 +241,13 @@ fn relist_replaces_only_its_scope() {
 #[test]
 fn settings_change_reconverts_every_spec() {
     let mut ix = index(vec![object("a", "one", 10, spec("/one"))]);
-    let before = ix.resolve(&all_services()).gateway.endpoints[0].timeout;
+    let before = ix.gateway().endpoints[0].timeout;
     let settings = Settings {
         timeout: std::time::Duration::from_secs(7),
         ..Settings::default()
     };
     ix.set_settings(settings);
-    let after = ix.resolve(&all_services()).gateway.endpoints[0].timeout;
+    let after = ix.gateway().endpoints[0].timeout;
     assert_ne!(before, after);
     assert_eq!(after, std::time::Duration::from_secs(7));
 }
@@ -235,8 +255,87 @@ fn settings_change_reconverts_every_spec() {
 #[test]
 fn unchanged_cluster_resolves_to_an_equal_gateway() {
     let ix = index(vec![object("a", "one", 10, spec("/one"))]);
+    assert_eq!(ix.gateway(), ix.gateway());
+}
+
+#[test]
+fn status_only_update_publishes_nothing_and_keeps_every_endpoint() {
+    let mut ix = index(vec![
+        object("shop", "users", 10, spec("/users")),
+        object("shop", "orders", 10, spec("/orders")),
+    ]);
+    let before = ix.gateway();
+    ix.take_model_changed();
+    ix.take_touched();
+
+    // Our own status write coming back: same spec, same generation, a status.
+    let mut echo = object("shop", "users", 10, spec("/users"));
+    echo.status = Some(EndpointStatus {
+        observed_generation: Some(1),
+        conditions: Vec::new(),
+    });
+    ix.apply(echo);
+    assert!(!ix.take_model_changed(), "nothing to publish");
+    let touched = ix.take_touched();
     assert_eq!(
-        ix.resolve(&all_services()).gateway,
-        ix.resolve(&all_services()).gateway
+        touched.into_iter().collect::<Vec<_>>(),
+        [ObjectKey::new("shop", "users")],
+        "only its status is looked at again"
+    );
+
+    // A spec change re-converts that one object; the other stays the same Arc.
+    ix.apply(object("shop", "users", 10, spec("/users/v2")));
+    assert!(ix.take_model_changed());
+    let after = ix.gateway();
+    let orders = |g: &Gateway| {
+        g.endpoints
+            .iter()
+            .find(|e| e.origin == "shop/orders")
+            .cloned()
+            .unwrap()
+    };
+    assert!(Arc::ptr_eq(&orders(&before), &orders(&after)));
+}
+
+#[test]
+fn a_service_change_touches_only_the_endpoints_that_name_it() {
+    let mut ix = index(vec![
+        object("shop", "svc", 10, service_spec("users", None)),
+        object("shop", "plain", 10, spec("/plain")),
+    ]);
+    assert_eq!(
+        ix.verdict(&ObjectKey::new("shop", "svc")).unwrap().reason,
+        cond::REASON_UNRESOLVED_SERVICE
+    );
+    ix.take_touched();
+    ix.take_model_changed();
+    ix.service_applied(ObjectKey::new("shop", "users"));
+    assert_eq!(
+        ix.verdict(&ObjectKey::new("shop", "svc")).unwrap().reason,
+        cond::REASON_ACCEPTED
+    );
+    assert_eq!(
+        ix.take_touched().into_iter().collect::<Vec<_>>(),
+        [ObjectKey::new("shop", "svc")]
+    );
+    assert!(!ix.take_model_changed(), "the table does not change");
+    // A Service nobody names touches nothing.
+    ix.service_applied(ObjectKey::new("shop", "other"));
+    assert!(ix.take_touched().is_empty());
+}
+
+#[test]
+fn many_claims_on_one_route_settle_once_per_relist() {
+    // 2,000 objects on one route: a relist settles the route once (a claim-by-claim settle
+    // would refresh 2,000 verdicts 2,000 times).
+    let objects: Vec<Object> = (0..2000)
+        .map(|i| object("s", &format!("c{i:04}"), 10, spec("/same")))
+        .collect();
+    let ix = index(objects);
+    assert_eq!(ix.gateway().endpoints.len(), 1);
+    assert_eq!(ix.gateway().endpoints[0].origin, "s/c0000");
+    assert_eq!(
+        ix.verdict(&ObjectKey::new("s", "c1999")).unwrap().reason,
+        cond::REASON_CONFLICT
     );
 }
