@@ -1,14 +1,19 @@
-//! Route lookup: host → path → method, built once per table.
+//! Route lookup: host → first path segment → path → method, built when a table is built.
 //!
 //! Paths are keyed by their *shape* (placeholders renamed `{p0}`, `{p1}`, …, a catch-all
 //! `{*rest}`), the path part of [`weir_model::RouteKey`], so `GET /users/{id}` and
 //! `DELETE /users/{user}` share one matcher entry, which matchit requires. Exact segments
 //! win over `{param}` segments, which win over a catch-all (matchit's priorities).
 //!
+//! The routes of one host are split into buckets by their first path segment (`/users/…`,
+//! `/orders/…`; routes starting with a placeholder form a bucket of their own, tried after
+//! the literal one). A bucket whose routes did not change is reused as it is by the next
+//! table: a one-endpoint change rebuilds one small matcher, not 10,000 routes.
+//!
 //! A second claim on the same host, method and shape is refused with the value already
 //! there, never silently dropped. `HEAD` is served by the `GET` endpoint, an `ANY` endpoint
 //! takes every method the path has no endpoint of its own for, and a 405 carries the
-//! `Allow` value computed when the router was built.
+//! `Allow` value computed when the bucket was built.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,12 +23,23 @@ use percent_encoding::percent_decode_str;
 
 use weir_model::{Method, PathTemplate};
 
-/// Why a route could not be added.
-pub enum InsertError<T> {
-    /// The same host, method and path shape is taken by this value.
-    Duplicate(Arc<T>),
-    /// The path shape cannot live next to another one in the matcher.
-    Shape(matchit::InsertError),
+/// What the router needs to know about a value it routes to.
+pub trait Routed {
+    /// Host to match (lower-case), or any.
+    fn host(&self) -> Option<&str>;
+    /// The method (`ANY` included).
+    fn method(&self) -> Method;
+    /// The path template.
+    fn template(&self) -> &PathTemplate;
+}
+
+/// Why a set of routes cannot be built into a router.
+pub enum BuildError<T> {
+    /// The same host, method and path shape is claimed twice: the first claim and the
+    /// refused one.
+    Duplicate(Arc<T>, Arc<T>),
+    /// A path shape that cannot live next to another one in the matcher.
+    Shape(Arc<T>, matchit::InsertError),
 }
 
 /// Parameter values of a match.
@@ -55,25 +71,43 @@ struct Slot<T> {
     allow: HeaderValue,
 }
 
-#[derive(Default)]
-struct PathRouter {
+/// The routes of one host whose paths start with one literal segment (or with a
+/// placeholder), in one matcher.
+struct Bucket<T> {
     matcher: matchit::Router<usize>,
-    shapes: HashMap<String, usize>,
+    slots: Vec<Slot<T>>,
+    /// The values in build order: what decides whether the next table can reuse it.
+    members: Vec<Arc<T>>,
+}
+
+/// One host's buckets.
+struct HostRoutes<T> {
+    literal: HashMap<String, Arc<Bucket<T>>>,
+    placeholder: Option<Arc<Bucket<T>>>,
+}
+
+impl<T> Default for HostRoutes<T> {
+    fn default() -> Self {
+        Self {
+            literal: HashMap::new(),
+            placeholder: None,
+        }
+    }
 }
 
 /// Host-aware router over values of type `T` (compiled endpoints).
 pub struct Router<T> {
-    any_host: PathRouter,
-    by_host: HashMap<String, PathRouter>,
-    slots: Vec<Slot<T>>,
+    any_host: HostRoutes<T>,
+    by_host: HashMap<String, HostRoutes<T>>,
+    routes: usize,
 }
 
 impl<T> Default for Router<T> {
     fn default() -> Self {
         Self {
-            any_host: PathRouter::default(),
+            any_host: HostRoutes::default(),
             by_host: HashMap::new(),
-            slots: Vec::new(),
+            routes: 0,
         }
     }
 }
@@ -91,13 +125,23 @@ fn matcher_shape(template: &PathTemplate) -> String {
                 n += 1;
                 format!("{{p{}}}", n - 1)
             } else {
-                // matchit treats `{` and `}` in literals as syntax unless doubled; templates
-                // have none outside placeholders (validation refuses unbalanced braces).
+                // Templates have no braces outside placeholders (validation refuses them).
                 seg.to_string()
             }
         })
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// The first segment of a template when it is literal; `None` when it is a placeholder.
+fn first_literal(template: &str) -> Option<&str> {
+    let first = template
+        .strip_prefix('/')
+        .unwrap_or(template)
+        .split('/')
+        .next()
+        .unwrap_or("");
+    (!first.starts_with('{')).then_some(first)
 }
 
 fn allow_value<T>(slot: &Slot<T>) -> HeaderValue {
@@ -117,52 +161,114 @@ fn allow_value<T>(slot: &Slot<T>) -> HeaderValue {
     HeaderValue::from_str(&names.join(", ")).unwrap_or(HeaderValue::from_static(""))
 }
 
-impl<T> Router<T> {
-    /// Adds a route. A second value for the same host, method and shape is refused with
-    /// the value already there.
-    pub fn insert(
-        &mut self,
-        host: Option<&str>,
-        method: Method,
-        template: &PathTemplate,
-        value: Arc<T>,
-    ) -> Result<(), InsertError<T>> {
-        let shaped = matcher_shape(template);
-        let router = match host {
-            Some(h) => self.by_host.entry(h.to_string()).or_default(),
-            None => &mut self.any_host,
-        };
-        let slot = match router.shapes.get(&shaped) {
-            Some(&i) => i,
-            None => {
-                let i = self.slots.len();
-                router
-                    .matcher
-                    .insert(shaped.clone(), i)
-                    .map_err(InsertError::Shape)?;
-                router.shapes.insert(shaped, i);
-                self.slots.push(Slot {
-                    methods: Default::default(),
-                    any: None,
-                    catch_all: template.has_catch_all(),
-                    allow: HeaderValue::from_static(""),
-                });
-                i
+impl<T: Routed> Bucket<T> {
+    fn build(members: Vec<Arc<T>>) -> Result<Self, BuildError<T>> {
+        let mut matcher = matchit::Router::new();
+        let mut slots: Vec<Slot<T>> = Vec::new();
+        let mut by_shape: HashMap<String, usize> = HashMap::new();
+        for value in &members {
+            let template = value.template();
+            let shaped = matcher_shape(template);
+            let slot = match by_shape.get(&shaped) {
+                Some(&i) => i,
+                None => {
+                    let i = slots.len();
+                    matcher
+                        .insert(shaped.clone(), i)
+                        .map_err(|e| BuildError::Shape(value.clone(), e))?;
+                    by_shape.insert(shaped, i);
+                    slots.push(Slot {
+                        methods: Default::default(),
+                        any: None,
+                        catch_all: template.has_catch_all(),
+                        allow: HeaderValue::from_static(""),
+                    });
+                    i
+                }
+            };
+            let slot = &mut slots[slot];
+            let entry = match value.method() {
+                Method::Any => &mut slot.any,
+                m => &mut slot.methods[m as usize],
+            };
+            if let Some(existing) = entry {
+                return Err(BuildError::Duplicate(existing.clone(), value.clone()));
             }
-        };
-        let slot = &mut self.slots[slot];
-        let entry = match method {
-            Method::Any => &mut slot.any,
-            m => &mut slot.methods[m as usize],
-        };
-        if let Some(existing) = entry {
-            return Err(InsertError::Duplicate(existing.clone()));
+            *entry = Some(value.clone());
         }
-        *entry = Some(value);
-        slot.allow = allow_value(slot);
-        Ok(())
+        for slot in &mut slots {
+            slot.allow = allow_value(slot);
+        }
+        Ok(Self {
+            matcher,
+            slots,
+            members,
+        })
     }
 
+    fn same_members(&self, values: &[Arc<T>]) -> bool {
+        self.members.len() == values.len()
+            && self
+                .members
+                .iter()
+                .zip(values)
+                .all(|(a, b)| Arc::ptr_eq(a, b))
+    }
+}
+
+/// Builds a bucket, or reuses `previous` when its routes are the very same values.
+fn bucket<T: Routed>(
+    previous: Option<&Arc<Bucket<T>>>,
+    members: Vec<Arc<T>>,
+) -> Result<Arc<Bucket<T>>, BuildError<T>> {
+    match previous {
+        Some(p) if p.same_members(&members) => Ok(p.clone()),
+        _ => Bucket::build(members).map(Arc::new),
+    }
+}
+
+type Groups<'a, T> = HashMap<(Option<&'a str>, Option<&'a str>), Vec<Arc<T>>>;
+
+impl<T: Routed> Router<T> {
+    /// Builds a router over `values` (in configuration order). Buckets of `previous` whose
+    /// routes are the same values are reused as they are.
+    pub fn build(values: &[Arc<T>], previous: Option<&Router<T>>) -> Result<Self, BuildError<T>> {
+        let mut groups: Groups<'_, T> = HashMap::new();
+        for v in values {
+            let key = (v.host(), first_literal(v.template().as_str()));
+            groups.entry(key).or_default().push(v.clone());
+        }
+        let mut router = Router {
+            routes: values.len(),
+            ..Router::default()
+        };
+        for ((host, first), members) in groups {
+            let old_host = previous.and_then(|p| match host {
+                Some(h) => p.by_host.get(h),
+                None => Some(&p.any_host),
+            });
+            let target = match host {
+                Some(h) => router.by_host.entry(h.to_string()).or_default(),
+                None => &mut router.any_host,
+            };
+            match first {
+                Some(seg) => {
+                    let old = old_host.and_then(|h| h.literal.get(seg));
+                    target
+                        .literal
+                        .insert(seg.to_string(), bucket(old, members)?);
+                }
+                None => {
+                    let old = old_host.and_then(|h| h.placeholder.as_ref());
+                    target.placeholder = Some(bucket(old, members)?);
+                }
+            }
+        }
+        Ok(router)
+    }
+}
+
+impl<T> Router<T> {
     /// Whether any route is bound to a host (else the Host header need not be parsed).
     pub fn has_host_routes(&self) -> bool {
         !self.by_host.is_empty()
@@ -172,24 +278,39 @@ impl<T> Router<T> {
     /// Host routes win; the host-less ones are the fallback.
     pub fn lookup(&self, host: Option<&str>, method: &http::Method, path: &str) -> Lookup<T> {
         let mut allow = None;
-        let host_router = host.and_then(|h| self.by_host.get(h));
         let wanted = Method::parse(method.as_str());
-        for router in host_router.into_iter().chain(Some(&self.any_host)) {
-            let Ok(m) = router.matcher.at(path) else {
-                continue;
-            };
-            let slot = &self.slots[*m.value];
-            let found = match wanted {
-                Some(w) => slot.methods[w as usize].as_ref(),
-                // HEAD is a GET without the body.
-                None if method == http::Method::HEAD => slot.methods[Method::Get as usize].as_ref(),
-                None => None,
+        let first = path
+            .strip_prefix('/')
+            .unwrap_or(path)
+            .split('/')
+            .next()
+            .unwrap_or("");
+        let host_routes = host.and_then(|h| self.by_host.get(h));
+        for routes in host_routes.into_iter().chain(Some(&self.any_host)) {
+            let buckets = routes
+                .literal
+                .get(first)
+                .into_iter()
+                .chain(&routes.placeholder);
+            for bucket in buckets {
+                let Ok(m) = bucket.matcher.at(path) else {
+                    continue;
+                };
+                let slot = &bucket.slots[*m.value];
+                let found = match wanted {
+                    Some(w) => slot.methods[w as usize].as_ref(),
+                    // HEAD is a GET without the body.
+                    None if method == http::Method::HEAD => {
+                        slot.methods[Method::Get as usize].as_ref()
+                    }
+                    None => None,
+                }
+                .or(slot.any.as_ref());
+                if let Some(ep) = found {
+                    return Lookup::Found(ep.clone(), params(&m.params, slot.catch_all));
+                }
+                allow.get_or_insert_with(|| slot.allow.clone());
             }
-            .or(slot.any.as_ref());
-            if let Some(ep) = found {
-                return Lookup::Found(ep.clone(), params(&m.params, slot.catch_all));
-            }
-            allow.get_or_insert_with(|| slot.allow.clone());
         }
         match allow {
             Some(a) => Lookup::MethodNotAllowed(a),
@@ -197,14 +318,33 @@ impl<T> Router<T> {
         }
     }
 
-    /// Number of distinct host+path entries.
+    /// Number of routes.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.routes
     }
 
     /// Whether no route is defined.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.routes == 0
+    }
+
+    /// Buckets shared with `other` (the same matcher): how much of a router a rebuild reused.
+    pub fn shared_buckets(&self, other: &Router<T>) -> usize {
+        let count = |a: &HostRoutes<T>, b: &HostRoutes<T>| {
+            a.literal
+                .iter()
+                .filter(|(k, v)| b.literal.get(*k).is_some_and(|o| Arc::ptr_eq(v, o)))
+                .count()
+                + usize::from(
+                    matches!((&a.placeholder, &b.placeholder), (Some(x), Some(y)) if Arc::ptr_eq(x, y)),
+                )
+        };
+        count(&self.any_host, &other.any_host)
+            + self
+                .by_host
+                .iter()
+                .filter_map(|(h, a)| other.by_host.get(h).map(|b| count(a, b)))
+                .sum::<usize>()
     }
 }
 
@@ -231,30 +371,57 @@ fn decode(raw: &str) -> String {
 mod tests {
     use super::*;
 
-    fn t(s: &str) -> PathTemplate {
-        PathTemplate::parse(s).unwrap()
+    struct R {
+        host: Option<&'static str>,
+        method: Method,
+        template: PathTemplate,
+        name: &'static str,
     }
 
-    fn router() -> Router<&'static str> {
-        let mut r = Router::default();
-        let mut add = |host, m, p: &str, v| {
-            if r.insert(host, m, &t(p), Arc::new(v)).is_err() {
-                panic!("insert {p}");
-            }
-        };
-        add(None, Method::Get, "/users/{id}", "get-user");
-        add(None, Method::Delete, "/users/{user}", "del-user");
-        add(None, Method::Get, "/users/new", "new");
-        add(Some("b.example"), Method::Get, "/users/{id}", "b-user");
-        add(None, Method::Get, "/api/{*rest}", "api");
-        add(None, Method::Get, "/api/special", "special");
-        add(None, Method::Any, "/ws/{*rest}", "ws");
-        r
+    impl Routed for R {
+        fn host(&self) -> Option<&str> {
+            self.host
+        }
+        fn method(&self) -> Method {
+            self.method
+        }
+        fn template(&self) -> &PathTemplate {
+            &self.template
+        }
     }
 
-    fn found(l: Lookup<&'static str>) -> (&'static str, Vec<String>) {
+    fn r(host: Option<&'static str>, method: Method, path: &str, name: &'static str) -> Arc<R> {
+        Arc::new(R {
+            host,
+            method,
+            template: PathTemplate::parse(path).unwrap(),
+            name,
+        })
+    }
+
+    fn routes() -> Vec<Arc<R>> {
+        vec![
+            r(None, Method::Get, "/users/{id}", "get-user"),
+            r(None, Method::Delete, "/users/{user}", "del-user"),
+            r(None, Method::Get, "/users/new", "new"),
+            r(Some("b.example"), Method::Get, "/users/{id}", "b-user"),
+            r(None, Method::Get, "/api/{*rest}", "api"),
+            r(None, Method::Get, "/api/special", "special"),
+            r(None, Method::Any, "/ws/{*rest}", "ws"),
+            r(None, Method::Get, "/{tenant}/home", "tenant-home"),
+        ]
+    }
+
+    fn router() -> Router<R> {
+        match Router::build(&routes(), None) {
+            Ok(r) => r,
+            Err(_) => panic!("routes build"),
+        }
+    }
+
+    fn found(l: Lookup<R>) -> (&'static str, Vec<String>) {
         match l {
-            Lookup::Found(v, p) => (*v, p.values),
+            Lookup::Found(v, p) => (v.name, p.values),
             Lookup::MethodNotAllowed(_) => ("405", vec![]),
             Lookup::NotFound => ("404", vec![]),
         }
@@ -274,6 +441,16 @@ mod tests {
         );
         assert_eq!(found(r.lookup(None, &get, "/users/new")).0, "new");
         assert_eq!(found(r.lookup(None, &get, "/orders")).0, "404");
+        // A placeholder first segment: tried after the literal bucket.
+        assert_eq!(
+            found(r.lookup(None, &get, "/acme/home")),
+            ("tenant-home", vec!["acme".to_string()])
+        );
+        assert_eq!(
+            found(r.lookup(None, &get, "/users/home")),
+            ("get-user", vec!["home".to_string()]),
+            "a literal first segment wins"
+        );
     }
 
     #[test]
@@ -320,7 +497,7 @@ mod tests {
         assert_eq!(found(r.lookup(None, &get, "/api/special")).0, "special");
         match r.lookup(None, &get, "/api/a/b%2Fc") {
             Lookup::Found(v, p) => {
-                assert_eq!(*v, "api");
+                assert_eq!(v.name, "api");
                 assert_eq!(p.values, ["a/b/c"]);
                 assert_eq!(p.catch_all_raw.as_deref(), Some("a/b%2Fc"));
             }
@@ -338,9 +515,29 @@ mod tests {
 
     #[test]
     fn a_second_claim_on_a_route_is_refused() {
-        let mut r = router();
-        let err = r.insert(None, Method::Get, &t("/users/{name}"), Arc::new("dup"));
-        assert!(matches!(err, Err(InsertError::Duplicate(v)) if *v == "get-user"));
+        let mut all = routes();
+        all.push(r(None, Method::Get, "/users/{name}", "dup"));
+        match Router::build(&all, None) {
+            Err(BuildError::Duplicate(first, second)) => {
+                assert_eq!((first.name, second.name), ("get-user", "dup"))
+            }
+            _ => panic!("duplicate expected"),
+        }
+    }
+
+    #[test]
+    fn unchanged_buckets_are_reused_by_the_next_router() {
+        let mut all = routes();
+        let first = Router::build(&all, None).ok().unwrap();
+        // Replace one route of the `/api` bucket: only that bucket is rebuilt.
+        all[5] = r(None, Method::Get, "/api/special", "special-v2");
+        let second = Router::build(&all, Some(&first)).ok().unwrap();
+        let total = second.shared_buckets(&second);
+        assert_eq!(second.shared_buckets(&first), total - 1);
+        assert_eq!(
+            found(second.lookup(None, &http::Method::GET, "/api/special")).0,
+            "special-v2"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use weir_model::{self as model, Gateway, RouteKey};
 
 use crate::auth::AuthRegistry;
 use crate::plan::{compile_endpoint, CompiledEndpoint};
-use crate::router::{InsertError, Router};
+use crate::router::{BuildError, Routed, Router};
 use crate::telemetry::metrics::Metrics;
 
 /// Why a configuration cannot be compiled into a table.
@@ -68,6 +68,22 @@ impl RouteError {
     }
 }
 
+fn model_addr(ep: &Arc<model::Endpoint>) -> usize {
+    Arc::as_ptr(ep) as usize
+}
+
+impl Routed for CompiledEndpoint {
+    fn host(&self) -> Option<&str> {
+        self.model.host.as_deref()
+    }
+    fn method(&self) -> model::Method {
+        self.model.method
+    }
+    fn template(&self) -> &model::PathTemplate {
+        &self.model.path
+    }
+}
+
 fn describe(ep: &model::Endpoint) -> String {
     format!("{} {} ({})", ep.method, ep.path, ep.origin)
 }
@@ -82,7 +98,9 @@ pub struct RouteTable {
     /// Host/path/method lookup.
     pub router: Router<CompiledEndpoint>,
     /// Every endpoint by its route.
-    pub by_key: HashMap<RouteKey, Arc<CompiledEndpoint>>,
+    pub by_key: HashMap<Arc<RouteKey>, Arc<CompiledEndpoint>>,
+    /// Every endpoint by the address of its shared model (the fast path of a reload).
+    by_model: HashMap<usize, Arc<CompiledEndpoint>>,
     /// Key sets and key files, handed on from table to table.
     auth: Arc<AuthRegistry>,
 }
@@ -121,51 +139,69 @@ impl RouteTable {
         let flavor = gateway.settings.flavor;
         let auth = previous.map_or_else(Arc::default, |p| p.auth.clone());
         let flavor_changed = previous.is_some_and(|p| p.settings.flavor != flavor);
-        let mut router = Router::default();
         let mut by_key = HashMap::with_capacity(gateway.endpoints.len());
+        let mut by_model = HashMap::with_capacity(gateway.endpoints.len());
         let mut endpoints = Vec::with_capacity(gateway.endpoints.len());
         for ep in &gateway.endpoints {
-            let key = ep.route_key();
-            let old = previous.and_then(|p| p.by_key.get(&key));
-            let compiled = match old {
-                Some(o) if !flavor_changed && (Arc::ptr_eq(&o.model, ep) || o.model == *ep) => {
-                    o.clone()
+            // The same shared model as in the serving table: reuse it without even computing
+            // its route key (the previous table keeps that model alive, so its address
+            // cannot have been reused by another one).
+            let same = previous
+                .filter(|_| !flavor_changed)
+                .and_then(|p| p.by_model.get(&model_addr(ep)));
+            let compiled = match same {
+                Some(o) => o.clone(),
+                None => {
+                    let key = ep.route_key();
+                    let old = previous.and_then(|p| p.by_key.get(&key));
+                    match old {
+                        Some(o) if !flavor_changed && o.model == *ep => o.clone(),
+                        _ => Arc::new(
+                            compile_endpoint(
+                                ep.clone(),
+                                Arc::new(key),
+                                old.map(|o| o.as_ref()),
+                                flavor,
+                                metrics,
+                                &auth,
+                            )
+                            .map_err(|(field, message)| {
+                                RouteError::Backend {
+                                    origin: ep.origin.clone(),
+                                    path: ep.path.to_string(),
+                                    field,
+                                    message,
+                                }
+                            })?,
+                        ),
+                    }
                 }
-                _ => Arc::new(
-                    compile_endpoint(ep.clone(), old.map(|o| o.as_ref()), flavor, metrics, &auth)
-                        .map_err(|(field, message)| RouteError::Backend {
-                        origin: ep.origin.clone(),
-                        path: ep.path.to_string(),
-                        field,
-                        message,
-                    })?,
-                ),
             };
-            let m = &compiled.model;
-            router
-                .insert(m.host.as_deref(), m.method, &m.path, compiled.clone())
-                .map_err(|e| match e {
-                    InsertError::Duplicate(first) => RouteError::Conflict {
-                        key: key.to_string(),
-                        first: describe(&first.model),
-                        second: describe(m),
-                        origin: m.origin.clone(),
-                    },
-                    InsertError::Shape(source) => RouteError::Shape {
-                        path: m.path.to_string(),
-                        origin: m.origin.clone(),
-                        source,
-                    },
-                })?;
-            by_key.insert(key, compiled.clone());
+            by_key.insert(compiled.route.clone(), compiled.clone());
+            by_model.insert(model_addr(ep), compiled.clone());
             endpoints.push(compiled);
         }
+        let router =
+            Router::build(&endpoints, previous.map(|p| &p.router)).map_err(|e| match e {
+                BuildError::Duplicate(first, second) => RouteError::Conflict {
+                    key: second.route.to_string(),
+                    first: describe(&first.model),
+                    second: describe(&second.model),
+                    origin: second.model.origin.clone(),
+                },
+                BuildError::Shape(ep, source) => RouteError::Shape {
+                    path: ep.model.path.to_string(),
+                    origin: ep.model.origin.clone(),
+                    source,
+                },
+            })?;
         Ok(Self {
             generation,
             settings: gateway.settings.clone(),
             endpoints,
             router,
             by_key,
+            by_model,
             auth,
         })
     }

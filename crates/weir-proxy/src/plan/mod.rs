@@ -91,6 +91,8 @@ impl StaticPlan {
 pub struct CompiledEndpoint {
     /// The validated endpoint (shared with the model it came from).
     pub model: Arc<model::Endpoint>,
+    /// Its route, computed once.
+    pub route: Arc<model::RouteKey>,
     /// Its backends, in configuration order.
     pub backends: Vec<CompiledBackend>,
     /// Precomputed `Cache-Control` value for complete answers.
@@ -119,6 +121,7 @@ pub struct CompiledEndpoint {
 /// files cannot be used (field and reason).
 pub fn compile_endpoint(
     model: Arc<model::Endpoint>,
+    route: Arc<model::RouteKey>,
     old: Option<&CompiledEndpoint>,
     flavor: model::Flavor,
     metrics: &Arc<Metrics>,
@@ -242,6 +245,7 @@ pub fn compile_endpoint(
         .map(|a| Arc::new(AuthPlan::compile(a, auth, claim_refs)));
     let secs = ep.cache_ttl.as_secs();
     Ok(CompiledEndpoint {
+        route,
         auth,
         cache_control: (secs > 0)
             .then(|| HeaderValue::from_str(&format!("public, max-age={secs}")).ok())
