@@ -102,7 +102,7 @@ pub fn spawn(
                 std::thread::sleep(interval);
                 ticks = ticks.wrapping_add(1);
                 let now = stamp(&path).ok();
-                if now.is_some() && now == last_stamp && ticks % FULL_CHECK_EVERY != 0 {
+                if now.is_some() && now == last_stamp && !ticks.is_multiple_of(FULL_CHECK_EVERY) {
                     continue;
                 }
                 match poll(&path, last, &mut cache) {

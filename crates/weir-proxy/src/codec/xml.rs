@@ -1128,7 +1128,7 @@ mod tests {
         for sample in samples {
             let text = to_yaml(&sample);
             let parsed: Value =
-                serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
+                serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
             assert_eq!(parsed, sample, "\n{text}");
         }
     }
