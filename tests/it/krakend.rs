@@ -255,8 +255,9 @@ fn weir_convert_prints_settings_and_endpoint_manifests() {
     );
     assert!(
         yaml.starts_with("# Converted by `weir convert` from ")
-            && yaml.contains("# Left out or changed, and why:\n#   - endpoints[")
-            && yaml.contains("/private is not served: it relies on auth/validator"),
+            && yaml.contains("# Left out or changed, and why:\n#   - ")
+            && yaml
+                .contains("#   - endpoints[2] /private is not served: it relies on auth/validator"),
         "the header says what was dropped and why:\n{yaml}"
     );
     // The output is a valid manifest directory.

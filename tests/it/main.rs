@@ -6,6 +6,8 @@ mod support;
 
 mod bad_backends;
 mod cli;
+mod cli_config;
+mod config_files;
 mod conformance;
 mod controller;
 mod crd;

@@ -93,68 +93,73 @@ fn is_item(line: &str, at: usize) -> bool {
     })
 }
 
-/// Cuts a settings document into its `endpoints:` items, or says it cannot.
+/// Cuts a settings document into its `endpoints:` items, or says it cannot. One pass over
+/// the lines: this runs on every reload of a large file.
 pub(crate) fn endpoint_items(doc: &str) -> Option<Items<'_>> {
-    let lines: Vec<&str> = doc.split_inclusive('\n').collect();
-    if lines
-        .iter()
-        .any(|l| l.starts_with(['%', '\t']) || is_marker(l, "...") || l.contains('\t'))
-    {
-        return None;
+    enum State {
+        Before,
+        Region,
+        After,
     }
-    let key = lines.iter().position(|l| {
-        l.strip_prefix("endpoints:")
-            .is_some_and(|rest| is_blank(rest) || rest.trim().is_empty())
-    })?;
-    let first = (key + 1..lines.len()).find(|&i| !is_blank(lines[i]))?;
-    let column = indentation(lines[first]);
-    if !is_item(lines[first], column) {
-        return None;
-    }
-    let mut items: Vec<(usize, usize)> = Vec::new();
-    let mut end = lines.len();
-    for (i, line) in lines.iter().enumerate().skip(first) {
-        if is_blank(line) {
-            continue;
-        }
-        let ind = indentation(line);
-        if ind == column && is_item(line, column) {
-            if let Some(last) = items.last_mut() {
-                last.1 = i;
-            }
-            items.push((i, lines.len()));
-        } else if ind > column {
-            continue;
-        } else if ind == 0 {
-            end = i;
-            break;
-        } else {
+    let mut state = State::Before;
+    let mut key = (0, 0);
+    let mut column = None;
+    let mut starts: Vec<(usize, usize)> = Vec::new();
+    let mut end = doc.len();
+    let mut offset = 0;
+    for (n, line) in doc.split_inclusive('\n').enumerate() {
+        let start = offset;
+        offset += line.len();
+        if line.starts_with('%') || line.contains('\t') || is_marker(line, "...") {
             return None;
         }
+        match state {
+            State::Before => {
+                if line.strip_prefix("endpoints:").is_some_and(is_blank) {
+                    key = (start, offset);
+                    state = State::Region;
+                }
+            }
+            State::Region => {
+                if is_blank(line) {
+                    continue;
+                }
+                let ind = indentation(line);
+                match column {
+                    None if is_item(line, ind) => {
+                        column = Some(ind);
+                        starts.push((start, n));
+                    }
+                    None => return None,
+                    Some(c) if ind == c && is_item(line, c) => starts.push((start, n)),
+                    Some(c) if ind > c => {}
+                    Some(_) if ind == 0 => {
+                        end = start;
+                        state = State::After;
+                    }
+                    Some(_) => return None,
+                }
+            }
+            // A second `endpoints:` key: the whole-document parse names the problem.
+            State::After if line.starts_with("endpoints:") => return None,
+            State::After => {}
+        }
     }
-    if let Some(last) = items.last_mut() {
-        last.1 = end;
-    }
-    // Blank and comment lines before the next top-level key belong to no item.
-    let offsets: Vec<usize> = lines
+    let first = starts.first()?.0;
+    let items = starts
         .iter()
-        .scan(0, |o, l| {
-            let start = *o;
-            *o += l.len();
-            Some(start)
+        .enumerate()
+        .map(|(i, &(from, line))| {
+            let to = starts.get(i + 1).map_or(end, |next| next.0);
+            (&doc[from..to], line)
         })
-        .chain(std::iter::once(doc.len()))
         .collect();
-    let cut = items
-        .iter()
-        .map(|&(from, to)| (&doc[offsets[from]..offsets[to]], from))
-        .collect();
-    let mut rest = String::with_capacity(offsets[first] + doc.len() - offsets[end]);
-    rest.push_str(&doc[..offsets[key]]);
+    let mut rest = String::with_capacity(first + doc.len() - end);
+    rest.push_str(&doc[..key.0]);
     rest.push_str("endpoints: []\n");
-    rest.push_str(&doc[offsets[key + 1]..offsets[first]]);
-    rest.push_str(&doc[offsets[end]..]);
-    Some(Items { rest, items: cut })
+    rest.push_str(&doc[key.1..first]);
+    rest.push_str(&doc[end..]);
+    Some(Items { rest, items })
 }
 
 #[cfg(test)]

@@ -112,9 +112,10 @@ pub(crate) fn json_message(e: &serde_json::Error) -> String {
 }
 
 pub(crate) fn json_position(e: &serde_json::Error) -> Option<Position> {
+    // serde_json counts a position before the first character of a line as column 0.
     (e.line() > 0).then(|| Position {
         line: e.line() as u64,
-        column: e.column() as u64,
+        column: e.column().max(1) as u64,
     })
 }
 
@@ -557,6 +558,27 @@ mod tests {
         assert!(dns_label("-a", false).is_err());
         assert!(dns_label(&"a".repeat(64), false).is_err());
         assert!(dns_label("", false).is_err());
+    }
+
+    #[test]
+    fn items_cut_out_parse_like_the_whole_document() {
+        for text in [
+            // An alias to another item: the item alone fails, the whole document is read.
+            "port: 1\nendpoints:\n  - path: /a\n    backends: &b\n      - hosts: [\"http://h\"]\n        urlPattern: /x\n  - path: /b\n    backends: *b\n",
+            "endpoints:\n- path: /a  # comment\n  backends:\n  - hosts: [\"http://h\"]\n    urlPattern: |\n      /x\n",
+            "endpoints:\n  - path: '/a'\n    staticResponse: {strategy: always, data: {k: on, n: 010}}\n    backends: [{hosts: [\"http://h\"], urlPattern: /x}]\n# trailing\ntimeout: 3s\n",
+            "endpoints:\n  - path: /a\n    backends:\n      - &h {hosts: [\"http://h\"], urlPattern: /x}\n      - *h\n",
+        ] {
+            let whole = parse_whole(text, false).unwrap();
+            let mut previous = Parsed::default();
+            let mut g = Generation {
+                previous: &mut previous,
+                next: Parsed::default(),
+            };
+            let cut = g.document(text, false).unwrap();
+            assert_eq!(format!("{whole:?}"), format!("{cut:?}"), "{text}");
+            assert!(format!("{cut:?}").contains("path: \"/a\""), "{cut:?}");
+        }
     }
 
     #[test]
