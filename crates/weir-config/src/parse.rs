@@ -32,8 +32,48 @@ const EMPTY: &str = "the file is empty (no YAML document); an empty configuratio
 /// Parse results by the hash of their text: whole documents, and `endpoints:` items.
 #[derive(Debug, Default)]
 pub(crate) struct Parsed {
-    docs: HashMap<u64, Arc<Doc>>,
-    items: HashMap<u64, Arc<EndpointSpec>>,
+    docs: HashMap<u64, Arc<Doc>, TextHash>,
+    items: HashMap<u64, Arc<EndpointSpec>, TextHash>,
+}
+
+impl Parsed {
+    /// An empty generation with room for as many pieces as `like` holds.
+    fn sized_like(like: &Parsed) -> Self {
+        Self {
+            docs: HashMap::with_capacity_and_hasher(like.docs.len(), TextHash),
+            items: HashMap::with_capacity_and_hasher(like.items.len(), TextHash),
+        }
+    }
+}
+
+/// The keys of [`Parsed`] are already hashes of the text: used as they are, not hashed again.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TextHash;
+
+impl std::hash::BuildHasher for TextHash {
+    type Hasher = KeyAsHash;
+    fn build_hasher(&self) -> KeyAsHash {
+        KeyAsHash(0)
+    }
+}
+
+/// A hasher for `u64` keys that are hashes already.
+#[derive(Debug, Default)]
+pub(crate) struct KeyAsHash(u64);
+
+impl Hasher for KeyAsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys reach this hasher; fold anything else in all the same.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 /// What a document holds.
@@ -382,9 +422,10 @@ pub(crate) fn assemble(
     cache: &mut ConvertCache,
 ) -> Result<Loaded> {
     let mut previous = std::mem::take(&mut cache.parsed);
+    let next = Parsed::sized_like(&previous);
     let mut generation = Generation {
         previous: &mut previous,
-        next: Parsed::default(),
+        next,
     };
     let mut problems = Vec::new();
     let mut errors = Vec::new();

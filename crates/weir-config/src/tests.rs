@@ -639,3 +639,53 @@ fn reload_timing() {
     let _: SettingsFile = crate::yaml::from_str(&base, 0).unwrap();
     eprintln!("whole-file YAML parse: {:?}", t.elapsed());
 }
+
+#[test]
+fn duplicates_are_found_whatever_changed_before() {
+    let ep = |path: &str, method: &str| {
+        format!("  - path: {path}\n    method: {method}\n    backends: [{{hosts: [\"http://h\"], urlPattern: /x}}]\n")
+    };
+    let mut cache = ConvertCache::default();
+    let mut load = |items: &[String]| {
+        let text = format!("endpoints:\n{}", items.concat());
+        from_sources_cached(
+            &[(PathBuf::from("gw.yaml"), text.into_bytes())],
+            false,
+            &mut cache,
+        )
+        .map(|l| l.gateway.endpoints.len())
+        .map_err(|e| e.to_string())
+    };
+    let a = ep("/a/{id}", "GET");
+    let b = ep("/b", "GET");
+    assert_eq!(load(&[a.clone(), b.clone()]), Ok(2));
+    // A new endpoint that claims a kept one's route, under another placeholder name.
+    let e = load(&[a.clone(), b.clone(), ep("/a/{name}", "GET")]).unwrap_err();
+    assert!(e.contains("duplicate route GET /a/{name}"), "{e}");
+    // The kept ones are still checked after a failed load.
+    assert_eq!(
+        load(&[a.clone(), b.clone(), ep("/a/{name}", "POST")]),
+        Ok(3)
+    );
+    // A route freed by a removal can be claimed again, and a changed one frees its old route.
+    assert_eq!(
+        load(&[
+            ep("/b", "GET"),
+            ep("/a/{x}", "POST"),
+            ep("/a/{id}", "DELETE")
+        ]),
+        Ok(3)
+    );
+    assert_eq!(
+        load(&[ep("/b", "GET"), ep("/a/{x}", "POST"), ep("/a/{id}", "GET")]),
+        Ok(3)
+    );
+    let e = load(&[
+        ep("/b", "GET"),
+        ep("/a/{x}", "POST"),
+        ep("/a/{id}", "GET"),
+        ep("/b", "GET"),
+    ])
+    .unwrap_err();
+    assert!(e.contains("duplicate route GET /b"), "{e}");
+}
