@@ -94,13 +94,18 @@ pub fn config_yaml(upstream: SocketAddr, port: u16) -> String {
         .replace("port: 8080", &format!("port: {port}"))
 }
 
-/// Runs the demo until a signal. The configuration is written to a temporary file and
-/// watched like any other, so it can be edited while the demo runs.
+/// Runs the demo until a signal. The configuration is written to a temporary directory
+/// and watched like any other, so it can be edited while the demo runs; the directory is
+/// removed on every way out (a signal, a failed start, an error, a panic).
 pub async fn run(port: u16) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Listen for signals before anything is created: a Ctrl-C during start-up then ends
+    // the demo through the normal path (and the clean-up) instead of killing the process.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let dir = tempfile::Builder::new().prefix("weir-demo-").tempdir()?;
     let upstream = start_upstream().await?;
-    let dir = std::env::temp_dir().join(format!("weir-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let file = dir.join("gateway.yaml");
+    let file = dir.path().join("gateway.yaml");
     std::fs::write(&file, config_yaml(upstream, port))?;
     let mut opts = LocalOptions::new(&file);
     opts.bind = Some(Ipv4Addr::LOCALHOST.into());
@@ -120,10 +125,13 @@ pub async fn run(port: u16) -> anyhow::Result<()> {
     println!("  curl -si {base}/nope");
     println!();
     println!("Press Ctrl-C to stop.");
-    local::shutdown_signal().await;
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
     let local::LocalGateway { handle, watcher } = gw;
     drop(watcher);
     handle.shutdown(std::time::Duration::from_secs(5)).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    dir.close()?;
     Ok(())
 }

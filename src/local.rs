@@ -97,6 +97,9 @@ fn apply_overrides(mut gw: Gateway, opts: &LocalOptions) -> Gateway {
 }
 
 fn log_warnings(loaded: &Loaded) {
+    for n in &loaded.notes {
+        info!("{n}");
+    }
     for w in &loaded.warnings {
         warn!("{w}");
     }

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use serde_json::Value;
+
 const FILES: [&str; 2] = [
     "crds/endpoints.weir.dev.yaml",
     "charts/weir/crds/endpoints.weir.dev.yaml",
@@ -29,7 +31,7 @@ fn committed_crds_match_the_types() {
 
 #[test]
 fn crd_has_the_documented_shape() {
-    let crd: serde_yaml::Value = serde_yaml::from_str(&weir::api::crd_yaml().unwrap()).unwrap();
+    let crd: Value = serde_saphyr::from_str(&weir::api::crd_yaml().unwrap()).unwrap();
     let spec = &crd["spec"];
     assert_eq!(spec["group"], "weir.dev");
     assert_eq!(spec["scope"], "Namespaced");
@@ -37,16 +39,16 @@ fn crd_has_the_documented_shape() {
     assert_eq!(spec["names"]["shortNames"][0], "wep");
     let v = &spec["versions"][0];
     assert_eq!(v["name"], "v1alpha1");
-    assert!(v["subresources"]["status"].is_mapping());
+    assert!(v["subresources"]["status"].is_object());
     let columns: Vec<&str> = v["additionalPrinterColumns"]
-        .as_sequence()
+        .as_array()
         .unwrap()
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(columns, ["Path", "Method", "Backends", "Accepted", "Age"]);
     let schema = &v["schema"]["openAPIV3Schema"]["properties"];
-    let rules = serde_yaml::to_string(&schema["spec"]["x-kubernetes-validations"]).unwrap();
+    let rules = serde_saphyr::to_string(&schema["spec"]["x-kubernetes-validations"]).unwrap();
     for needle in ["startsWith('/')", "/__health", "/__echo", "no-op", "ANY"] {
         assert!(
             rules.contains(needle),
@@ -54,11 +56,11 @@ fn crd_has_the_documented_shape() {
         );
     }
     let backend = &schema["spec"]["properties"]["backends"]["items"];
-    let rule = serde_yaml::to_string(&backend["x-kubernetes-validations"]).unwrap();
+    let rule = serde_saphyr::to_string(&backend["x-kubernetes-validations"]).unwrap();
     assert!(rule.contains("has(self.service)"), "{rule}");
     assert_eq!(
         schema["spec"]["properties"]["method"]["enum"],
-        serde_yaml::from_str::<serde_yaml::Value>("[GET, POST, PUT, PATCH, DELETE, ANY]").unwrap()
+        serde_json::json!(["GET", "POST", "PUT", "PATCH", "DELETE", "ANY"])
     );
     let conditions = &schema["status"]["properties"]["conditions"];
     assert_eq!(conditions["x-kubernetes-list-type"], "map");
@@ -68,10 +70,10 @@ fn crd_has_the_documented_shape() {
 /// Every property in the schema carries a description: they are `kubectl explain` text.
 #[test]
 fn every_spec_field_is_documented() {
-    fn walk(path: &str, v: &serde_yaml::Value, missing: &mut Vec<String>) {
-        if let Some(props) = v["properties"].as_mapping() {
+    fn walk(path: &str, v: &Value, missing: &mut Vec<String>) {
+        if let Some(props) = v["properties"].as_object() {
             for (k, p) in props {
-                let here = format!("{path}.{}", k.as_str().unwrap_or("?"));
+                let here = format!("{path}.{k}");
                 if p["description"].as_str().is_none_or(str::is_empty) {
                     missing.push(here.clone());
                 }
@@ -82,7 +84,7 @@ fn every_spec_field_is_documented() {
             walk(&format!("{path}[]"), &v["items"], missing);
         }
     }
-    let crd: serde_yaml::Value = serde_yaml::from_str(&weir::api::crd_yaml().unwrap()).unwrap();
+    let crd: Value = serde_saphyr::from_str(&weir::api::crd_yaml().unwrap()).unwrap();
     let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
     let mut missing = Vec::new();
     walk("spec", spec, &mut missing);

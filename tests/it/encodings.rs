@@ -238,7 +238,7 @@ async fn yaml_output_is_application_x_yaml_with_the_same_data() {
         "{}",
         content_type(&r)
     );
-    let parsed: Value = serde_yaml::from_str(&r.text()).expect("valid YAML");
+    let parsed: Value = serde_saphyr::from_str(&r.text()).expect("valid YAML");
     assert_eq!(parsed, json!({"a": 1, "b": {"c": "x"}, "l": [1, 2]}));
 }
 
@@ -271,7 +271,7 @@ async fn negotiate_accept_text_plain_gives_yaml() {
         "{}",
         content_type(&r)
     );
-    let parsed: Value = serde_yaml::from_str(&r.text()).expect("valid YAML");
+    let parsed: Value = serde_saphyr::from_str(&r.text()).expect("valid YAML");
     assert_eq!(parsed, json!({"a": 1}));
 }
 

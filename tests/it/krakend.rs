@@ -250,8 +250,16 @@ fn weir_convert_prints_settings_and_endpoint_manifests() {
         "{yaml}"
     );
     assert!(
-        !yaml.contains("/private"),
+        !yaml.contains("path: /private"),
         "guarded endpoints are not converted"
+    );
+    assert!(
+        yaml.starts_with("# Converted by `weir convert` from ")
+            && yaml.contains("# Left out or changed, and why:\n#   - ")
+            && yaml.contains(
+                "#   - endpoints[2] /private is not served: it relies on validation/json-schema"
+            ),
+        "the header says what was dropped and why:\n{yaml}"
     );
     // The output is a valid manifest directory.
     let manifests = dir.path().join("m");

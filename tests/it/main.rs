@@ -7,6 +7,8 @@ mod support;
 mod auth;
 mod bad_backends;
 mod cli;
+mod cli_config;
+mod config_files;
 mod conformance;
 mod controller;
 mod crd;

@@ -8,7 +8,7 @@
 //! it to everyone.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -20,8 +20,10 @@ use weir_model::spec::{
 };
 use weir_model::FieldError;
 
+use super::diagnose::did_you_mean;
+use super::parse::{json_message, json_position};
 use super::settings::{CorsSpec, FlavorSpec, HealthSpec, SettingsFile};
-use super::{ConfigError, Result};
+use super::{ConfigError, Position, Problem, Problems, Result};
 
 /// The only KrakenD configuration format version Weir reads.
 pub const SUPPORTED_VERSION: u64 = 3;
@@ -42,6 +44,98 @@ const GUARD_PREFIXES: [&str; 5] = [
 /// Service-level keys that carry no behaviour (names, editor hints).
 const INERT_SERVICE_KEYS: [&str; 2] = ["name", "$schema"];
 
+/// KrakenD's `extra_config` namespaces (implemented or not), so a misspelt one is named
+/// with the one it resembles instead of being reported as not implemented.
+const KNOWN_NAMESPACES: &[&str] = &[
+    "router",
+    "proxy",
+    "security/cors",
+    "security/http",
+    "security/bot-detector",
+    "security/policies",
+    "qos/ratelimit/router",
+    "qos/ratelimit/router/redis",
+    "qos/ratelimit/proxy",
+    "qos/ratelimit/proxy/redis",
+    "qos/ratelimit/service",
+    "qos/ratelimit/service/redis",
+    "qos/ratelimit/tiered",
+    "qos/circuit-breaker",
+    "qos/http-cache",
+    "backend/http",
+    "backend/http/client",
+    "backend/grpc",
+    "backend/graphql",
+    "backend/soap",
+    "backend/lambda",
+    "backend/amqp/consumer",
+    "backend/amqp/producer",
+    "backend/pubsub/publisher",
+    "backend/pubsub/subscriber",
+    "backend/static-filesystem",
+    "auth/validator",
+    "auth/signer",
+    "auth/api-keys",
+    "auth/basic",
+    "auth/jose",
+    "auth/revoker",
+    "auth/client-credentials",
+    "auth/gcp",
+    "auth/ntlm",
+    "validation/json-schema",
+    "validation/cel",
+    "validation/response-json-schema",
+    "modifier/lua-proxy",
+    "modifier/lua-endpoint",
+    "modifier/lua-backend",
+    "modifier/martian",
+    "modifier/jmespath",
+    "modifier/request-body-generator",
+    "modifier/response-body-generator",
+    "modifier/response-headers",
+    "plugin/http-server",
+    "plugin/http-client",
+    "plugin/req-resp-modifier",
+    "telemetry/opentelemetry",
+    "telemetry/opentelemetry-security",
+    "telemetry/logging",
+    "telemetry/metrics",
+    "telemetry/gelf",
+    "telemetry/influx",
+    "telemetry/moesif",
+    "telemetry/newrelic",
+    "telemetry/ganalytics",
+    "telemetry/instana",
+    "documentation/openapi",
+    "server/static-filesystem",
+    "grpc",
+    "websocket",
+    "governance/processors",
+    "governance/quota",
+];
+
+/// The known namespace `ns` is a misspelling of, if any.
+fn misspelt(ns: &str) -> Option<&'static str> {
+    if KNOWN_NAMESPACES.contains(&ns) {
+        return None;
+    }
+    did_you_mean(ns, KNOWN_NAMESPACES)
+}
+
+/// Whether `ns` (or the namespace it misspells) can refuse requests.
+fn is_guard(ns: &str) -> bool {
+    let guard = |n: &str| GUARD_PREFIXES.iter().any(|p| n.starts_with(p));
+    guard(ns) || misspelt(ns).is_some_and(guard)
+}
+
+/// A namespace as written, with the one it misspells.
+fn spelt(ns: &str) -> String {
+    match misspelt(ns) {
+        Some(m) => format!("{ns} (did you mean {m}?)"),
+        None => ns.to_string(),
+    }
+}
+
 /// A KrakenD file mapped onto Weir's settings and endpoint specs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Imported {
@@ -51,19 +145,6 @@ pub struct Imported {
     pub endpoints: Vec<(String, EndpointSpec)>,
     /// Features of the file that Weir does not implement, one line per name.
     pub warnings: Vec<String>,
-}
-
-/// Whether `text` is a KrakenD configuration: a JSON object with a top-level `version`
-/// (a Weir settings file refuses that key, so the two cannot be confused).
-pub fn is_krakend(text: &str) -> bool {
-    let trimmed = text.trim_start();
-    if !trimmed.starts_with('{') {
-        return false;
-    }
-    matches!(
-        serde_json::from_str::<Value>(trimmed),
-        Ok(Value::Object(m)) if m.contains_key("version")
-    )
 }
 
 #[derive(Deserialize)]
@@ -252,6 +333,7 @@ struct Cx<'a> {
     file: &'a str,
     errors: Vec<FieldError>,
     unsupported: BTreeMap<String, Vec<String>>,
+    misspelt: BTreeMap<(String, &'static str), Vec<String>>,
     skipped: Vec<String>,
 }
 
@@ -269,6 +351,19 @@ impl Cx<'_> {
         let places = self.unsupported.entry(what).or_default();
         if !places.contains(&at) {
             places.push(at);
+        }
+    }
+
+    /// An `extra_config` namespace Weir does not read: misspelt, or not implemented.
+    fn other_namespace(&mut self, ns: &str, at: String) {
+        match misspelt(ns) {
+            Some(meant) => {
+                let places = self.misspelt.entry((ns.to_string(), meant)).or_default();
+                if !places.contains(&at) {
+                    places.push(at);
+                }
+            }
+            None => self.unsupported(format!("extra_config namespace \"{ns}\""), at),
         }
     }
 
@@ -322,6 +417,13 @@ impl Cx<'_> {
 
     fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
+        for ((ns, meant), places) in &self.misspelt {
+            out.push(format!(
+                "{}: extra_config namespace \"{ns}\" is not a KrakenD namespace; did you mean \"{meant}\"? It is ignored (at {})",
+                self.file,
+                places.join(", ")
+            ));
+        }
         for (what, places) in &self.unsupported {
             out.push(format!(
                 "{}: {what} is not implemented by Weir and is ignored (at {})",
@@ -400,30 +502,54 @@ const ENCODINGS: &str = "json, safejson, xml, string, no-op";
 /// errors naming the field; unimplemented features become warnings.
 pub fn import(path: &Path, text: &str) -> Result<Imported> {
     let file = path.display().to_string();
-    let syntax = |message: String| ConfigError::Syntax {
-        path: path.to_path_buf(),
-        message,
+    let problem = |at: Option<Position>, field: &str, message: String| {
+        ConfigError::Parse(Problems(vec![Problem {
+            file: path.to_path_buf(),
+            at,
+            field: field.to_string(),
+            message,
+        }]))
     };
-    let raw: Value =
-        serde_json::from_str(text).map_err(|e| syntax(format!("invalid JSON: {e}")))?;
+    let raw: Value = serde_json::from_str(text).map_err(|e| {
+        problem(
+            json_position(&e),
+            "",
+            format!("invalid JSON: {}", json_message(&e)),
+        )
+    })?;
     match raw.get("version") {
         Some(Value::Number(n)) if n.as_u64() == Some(SUPPORTED_VERSION) => {}
         Some(other) => {
-            return Err(syntax(format!(
-                "KrakenD configuration version {other} is not supported: Weir reads version \
-                 {SUPPORTED_VERSION} (KrakenD 2.x); migrate the file to version 3 first"
-            )))
+            return Err(problem(
+                None,
+                "version",
+                format!(
+                    "KrakenD configuration version {other} is not supported: Weir reads version \
+                     {SUPPORTED_VERSION} (KrakenD 2.x); migrate the file to version 3 first"
+                ),
+            ))
         }
-        None => return Err(syntax("not a KrakenD configuration: no \"version\"".into())),
+        None => {
+            return Err(problem(
+                None,
+                "",
+                "not a KrakenD configuration: no \"version\"".into(),
+            ))
+        }
     }
-    let service: KService = serde_path_to_error::deserialize(&raw).map_err(|e| {
+    // From the text, not the tree, so a wrong shape is reported with its position.
+    let mut de = serde_json::Deserializer::from_str(text);
+    let service: KService = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
-        syntax(format!("{field}: {}", e.into_inner()))
+        let field = if field == "." { String::new() } else { field };
+        let inner = e.into_inner();
+        problem(json_position(&inner), &field, json_message(&inner))
     })?;
     let mut cx = Cx {
         file: &file,
         errors: Vec::new(),
         unsupported: BTreeMap::new(),
+        misspelt: BTreeMap::new(),
         skipped: Vec::new(),
     };
     let settings = map_service(&mut cx, &service);
@@ -492,26 +618,19 @@ fn map_service(cx: &mut Cx<'_>, s: &KService) -> SettingsFile {
                     });
                 }
             }
-            other if GUARD_PREFIXES.iter().any(|p| other.starts_with(p)) => {
-                cx.skipped.push(format!(
-                    "{}: service extra_config namespace \"{other}\" can refuse requests in KrakenD and is NOT enforced by Weir: every endpoint is served without it",
-                    cx.file
-                ))
-            }
-            other => cx.unsupported(
-                format!("extra_config namespace \"{other}\""),
-                "service".into(),
-            ),
+            other if is_guard(other) => cx.skipped.push(format!(
+                "{}: service extra_config namespace \"{}\" can refuse requests in KrakenD and is NOT enforced by Weir: every endpoint is served without it",
+                cx.file,
+                spelt(other)
+            )),
+            other => cx.other_namespace(other, "service".into()),
         }
     }
     settings
 }
 
-fn guard_namespaces(config: &BTreeMap<String, Value>) -> impl Iterator<Item = &str> {
-    config
-        .keys()
-        .map(String::as_str)
-        .filter(|ns| GUARD_PREFIXES.iter().any(|p| ns.starts_with(p)))
+fn guard_namespaces(config: &BTreeMap<String, Value>) -> impl Iterator<Item = String> + '_ {
+    config.keys().filter(|ns| is_guard(ns)).map(|ns| spelt(ns))
 }
 
 fn map_endpoint(
@@ -523,8 +642,8 @@ fn map_endpoint(
     let path = ep.endpoint.as_str();
     let at = format!("endpoints[{index}] {path}");
     // Leave out endpoints whose checks Weir cannot perform, and say which and why.
-    let mut guards: Vec<&str> = guard_namespaces(&ep.extra_config)
-        .filter(|ns| !super::krakend_auth::MAPPED.contains(ns))
+    let mut guards: Vec<String> = guard_namespaces(&ep.extra_config)
+        .filter(|ns| !super::krakend_auth::MAPPED.contains(&ns.as_str()))
         .collect();
     for b in &ep.backend {
         guards.extend(guard_namespaces(&b.extra_config));
@@ -628,7 +747,7 @@ fn map_endpoint(
                     }
                 }
             },
-            other => cx.unsupported(format!("extra_config namespace \"{other}\""), at.clone()),
+            other => cx.other_namespace(other, at.clone()),
         }
     }
     for (j, b) in ep.backend.iter().enumerate() {
@@ -749,10 +868,7 @@ fn map_backend(
                     spec.flatmap = p.flatmap_filter;
                 }
             }
-            other => cx.unsupported(
-                format!("extra_config namespace \"{other}\""),
-                at.to_string(),
-            ),
+            other => cx.other_namespace(other, at.to_string()),
         }
     }
     spec
@@ -796,48 +912,114 @@ pub fn manifest_name(spec: &EndpointSpec) -> String {
     name.trim_end_matches('-').to_string()
 }
 
-/// Renders an import as one multi-document YAML stream: the gateway settings document
-/// first, then one `kind: Endpoint` manifest per endpoint (names made unique).
-pub fn to_manifests(imported: &Imported) -> std::result::Result<String, serde_yaml::Error> {
-    let mut out = String::new();
-    out.push_str("# Gateway settings (the document without `kind`).\n");
-    out.push_str(&serde_yaml::to_string(&imported.settings)?);
-    let mut used: BTreeMap<String, usize> = BTreeMap::new();
+/// What the settings document is called among the files of `weir convert -o DIR`.
+pub const SETTINGS_FILE: &str = "gateway.yaml";
+
+/// The converted files: the gateway settings document (headed by a comment that lists
+/// what was left out or changed, and why), then one `kind: Endpoint` manifest per endpoint,
+/// each with its file name (`<name>.yaml`; names made unique).
+pub fn manifests(
+    source: &Path,
+    imported: &Imported,
+) -> std::result::Result<Vec<(String, String)>, serde_saphyr::SerializeError> {
+    let mut settings = header(source, imported);
+    settings.push_str("# Gateway settings (the document without `kind`).\n");
+    settings.push_str(&crate::yaml::to_string(&imported.settings)?);
+    let mut files = vec![(SETTINGS_FILE.to_string(), settings)];
+    // The settings file's name is taken: an endpoint called `gateway` gets `gateway-2`.
+    let mut used: BTreeMap<String, usize> = BTreeMap::from([("gateway".to_string(), 1)]);
     for (_, spec) in &imported.endpoints {
         let base = manifest_name(spec);
         let n = used.entry(base.clone()).or_insert(0);
         *n += 1;
         let name = if *n == 1 { base } else { format!("{base}-{n}") };
-        out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(&ManifestOut {
+        let yaml = crate::yaml::to_string(&ManifestOut {
             api_version: API_VERSION,
             kind: "Endpoint",
-            metadata: MetadataOut { name },
+            metadata: MetadataOut { name: name.clone() },
             spec,
-        })?);
+        })?;
+        files.push((format!("{name}.yaml"), yaml));
+    }
+    Ok(files)
+}
+
+/// The comment heading a conversion: where it came from, and every feature left out or
+/// changed with the reason (the warnings, without their file name).
+fn header(source: &Path, imported: &Imported) -> String {
+    let file = source.display().to_string();
+    let mut out = format!(
+        "# Converted by `weir convert` from {file} (KrakenD configuration, version {SUPPORTED_VERSION}).\n\
+         # `weir run` and `weir check` read this as it is.\n"
+    );
+    if imported.warnings.is_empty() {
+        out.push_str("# Nothing was left out.\n");
+    } else {
+        out.push_str("# Left out or changed, and why:\n");
+        for w in &imported.warnings {
+            let w = w.strip_prefix(&format!("{file}: ")).unwrap_or(w);
+            out.push_str(&format!("#   - {}\n", w.replace('\n', " ")));
+        }
+    }
+    out
+}
+
+/// Renders an import as one multi-document YAML stream (the files of [`manifests`] one
+/// after the other), which `weir run` and `weir check` accept as it is.
+pub fn to_manifests(
+    source: &Path,
+    imported: &Imported,
+) -> std::result::Result<String, serde_saphyr::SerializeError> {
+    let files = manifests(source, imported)?;
+    let mut out = String::new();
+    for (i, (_, text)) in files.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        out.push_str(text);
     }
     Ok(out)
 }
 
-/// `weir convert`: reads a KrakenD file and renders it as manifests, with the warnings.
-pub fn convert_file(path: &Path) -> Result<(String, Vec<String>)> {
+fn read_krakend(path: &Path) -> Result<Imported> {
     let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let syntax = |message: String| ConfigError::Syntax {
-        path: path.to_path_buf(),
-        message,
-    };
-    let text = std::str::from_utf8(&bytes).map_err(|e| syntax(format!("not UTF-8: {e}")))?;
-    if !is_krakend(text) {
-        return Err(syntax(
-            "not a KrakenD configuration (a JSON object with \"version\": 3)".into(),
-        ));
-    }
-    let imported = import(path, text)?;
-    let yaml = to_manifests(&imported).map_err(|e| syntax(format!("rendering YAML: {e}")))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| ConfigError::in_file(path, format!("not UTF-8 text: {e}")))?;
+    import(path, text)
+}
+
+fn rendering(path: &Path, e: serde_saphyr::SerializeError) -> ConfigError {
+    ConfigError::in_file(path, format!("cannot render the manifests as YAML: {e}"))
+}
+
+/// `weir convert`: reads a KrakenD file and renders it as one YAML stream, with the
+/// warnings.
+pub fn convert_file(path: &Path) -> Result<(String, Vec<String>)> {
+    let imported = read_krakend(path)?;
+    let yaml = to_manifests(path, &imported).map_err(|e| rendering(path, e))?;
     Ok((yaml, imported.warnings))
+}
+
+/// `weir convert -o DIR`: writes the settings document and one manifest per endpoint into
+/// `dir` (created if missing); returns the files written and the warnings.
+pub fn convert_to_dir(path: &Path, dir: &Path) -> Result<(Vec<PathBuf>, Vec<String>)> {
+    let imported = read_krakend(path)?;
+    let files = manifests(path, &imported).map_err(|e| rendering(path, e))?;
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| ConfigError::Io { path: p, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut written = Vec::with_capacity(files.len());
+    for (name, text) in files {
+        let target = dir.join(name);
+        std::fs::write(&target, text).map_err(io(&target))?;
+        written.push(target);
+    }
+    Ok((written, imported.warnings))
 }
 
 #[cfg(test)]
@@ -846,13 +1028,6 @@ mod tests {
 
     fn import_text(text: &str) -> Result<Imported> {
         import(Path::new("krakend.json"), text)
-    }
-
-    #[test]
-    fn recognises_krakend_files() {
-        assert!(is_krakend(r#"{"version": 3, "endpoints": []}"#));
-        assert!(!is_krakend("port: 8080\n"));
-        assert!(!is_krakend(r#"{"port": 8080}"#));
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl From<EndpointSpec> for EndpointResourceSpec {
 
 /// The CustomResourceDefinition of [`Endpoint`] as YAML: what `weir crd` prints and what
 /// `crds/` and `charts/weir/crds/` hold.
-pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
     use kube::CustomResourceExt;
-    serde_yaml::to_string(&Endpoint::crd())
+    serde_saphyr::to_string(&Endpoint::crd())
 }

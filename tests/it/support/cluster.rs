@@ -163,7 +163,7 @@ impl Cluster {
 
     /// Creates an Endpoint from spec YAML.
     pub async fn create(&self, ns: &str, name: &str, spec_yaml: &str) -> kube::Result<Endpoint> {
-        let spec: EndpointSpec = serde_yaml::from_str(spec_yaml).expect("test spec parses");
+        let spec: EndpointSpec = serde_saphyr::from_str(spec_yaml).expect("test spec parses");
         self.endpoints(ns)
             .create(&PostParams::default(), &Endpoint::new(name, spec.into()))
             .await
@@ -171,7 +171,7 @@ impl Cluster {
 
     /// Replaces an Endpoint's spec.
     pub async fn update(&self, ns: &str, name: &str, spec_yaml: &str) {
-        let spec: EndpointSpec = serde_yaml::from_str(spec_yaml).expect("test spec parses");
+        let spec: EndpointSpec = serde_saphyr::from_str(spec_yaml).expect("test spec parses");
         let patch = serde_json::json!({ "spec": spec });
         self.endpoints(ns)
             .patch(name, &PatchParams::default(), &Patch::Merge(&patch))

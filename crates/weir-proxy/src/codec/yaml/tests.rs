@@ -140,7 +140,7 @@ fn yaml_round_trips_through_a_yaml_parser() {
     for sample in samples {
         let text = to_yaml(&sample);
         let parsed: Value =
-            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
+            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
         assert_eq!(parsed, sample, "\n{text}");
     }
 }
