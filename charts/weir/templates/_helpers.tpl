@@ -75,11 +75,32 @@ at SIGTERM while it keeps serving for --drain-seconds) covers endpoint propagati
 {{- if or .Values.adminService.enabled .Values.metrics.serviceMonitor.enabled }}true{{ end }}
 {{- end }}
 
-{{/* The gateway settings file: the config values, without an empty rateLimit. */}}
+{{/* Where the TLS Secret is mounted: a directory, so Secret updates reach the process. */}}
+{{- define "weir.tlsDir" -}}
+/etc/weir/tls
+{{- end }}
+
+{{/*
+The gateway settings file: the config values, without an empty rateLimit, and the `tls`
+settings when tls.secretName is set (certificates from the mounted Secret).
+*/}}
 {{- define "weir.gatewayConfig" -}}
 {{- $c := deepCopy .Values.config }}
 {{- if not $c.rateLimit }}
 {{- $_ := unset $c "rateLimit" }}
+{{- end }}
+{{- with .Values.tls }}
+{{- if .secretName }}
+{{- $dir := include "weir.tlsDir" $ }}
+{{- $tls := dict "certificates" (list (dict "certFile" (printf "%s/tls.crt" $dir) "keyFile" (printf "%s/tls.key" $dir))) "minVersion" (toString .minVersion) }}
+{{- if .plainPort }}
+{{- $_ := set $tls "port" .plainPort }}
+{{- if .redirectHttp }}
+{{- $_ := set $tls "redirectHttp" true }}
+{{- end }}
+{{- end }}
+{{- $_ := set $c "tls" $tls }}
+{{- end }}
 {{- end }}
 {{- toYaml $c }}
 {{- end }}
@@ -105,6 +126,23 @@ Render-time checks that a JSON schema cannot express.
 {{- end }}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
+{{- end }}
+{{- $t := .Values.tls }}
+{{- if $t.secretName }}
+{{- if and $t.plainPort (or (eq (int $t.plainPort) (int $c.port)) (eq (int $t.plainPort) (int $c.adminPort))) }}
+{{- fail (printf "tls.plainPort (%v) must differ from config.port and config.adminPort" $t.plainPort) }}
+{{- end }}
+{{- if and $t.redirectHttp (not $t.plainPort) }}
+{{- fail "tls.redirectHttp needs tls.plainPort: the redirect is served on that plain-HTTP port" }}
+{{- end }}
+{{- if and $t.redirectHttp (ne (int .Values.service.httpsPort) (int $c.port)) }}
+{{- fail (printf "tls.redirectHttp: the gateway's 308 Location names config.port (%v), the container's TLS port, but service.httpsPort is %v: clients would be sent to a port the Service does not expose. Set service.httpsPort to %v, or leave redirectHttp off (and redirect at the load balancer)" $c.port .Values.service.httpsPort $c.port) }}
+{{- end }}
+{{- if and $t.plainPort (eq (int .Values.service.port) (int .Values.service.httpsPort)) }}
+{{- fail (printf "service.port and service.httpsPort must differ (both %v): with tls.plainPort the Service exposes both" .Values.service.port) }}
+{{- end }}
+{{- else if or $t.plainPort $t.redirectHttp }}
+{{- fail "tls.plainPort and tls.redirectHttp need tls.secretName (TLS on)" }}
 {{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not $c.stats.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs config.stats.enabled: there is nothing to scrape otherwise" }}
