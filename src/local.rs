@@ -11,6 +11,7 @@ use crate::config::{self, watch, Loaded};
 use crate::model::Gateway;
 pub use crate::proxy::server::{shutdown_signal, Stop};
 use crate::proxy::server::{GatewayHandle, Published, Shared};
+use crate::proxy::telemetry::log::chain;
 use crate::proxy::telemetry::metrics::Metrics;
 
 /// Options of `weir run`.
@@ -116,12 +117,14 @@ fn apply_change(shared: &Shared, opts: &LocalOptions, result: Result<Loaded, con
                     "configuration reloaded"
                 ),
                 Ok(Published::Unchanged) => info!("configuration unchanged; reload skipped"),
-                Err(e) => error!("reload rejected, previous configuration keeps serving: {e}"),
+                Err(e) => {
+                    error!(error = %chain(&e), "reload rejected, previous configuration keeps serving")
+                }
             }
         }
         Err(e) => {
             shared.reload_rejected();
-            error!("reload rejected, previous configuration keeps serving:\n{e}")
+            error!(error = %chain(&e), "reload rejected, previous configuration keeps serving")
         }
     }
 }

@@ -22,6 +22,27 @@ use weir::local::{self, LocalOptions, Stop};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Application-log format on stderr (wins over the `logFormat` setting).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormatArg>,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl From<LogFormatArg> for weir::model::LogFormat {
+    fn from(f: LogFormatArg) -> Self {
+        match f {
+            LogFormatArg::Text => weir::model::LogFormat::Text,
+            LogFormatArg::Json => weir::model::LogFormat::Json,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -177,7 +198,10 @@ fn convert(path: &std::path::Path) -> ExitCode {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    let Cli { command } = Cli::parse();
+    let Cli {
+        command,
+        log_format,
+    } = Cli::parse();
     if let Command::Check { path } = &command {
         return Ok(check(path));
     }
@@ -188,7 +212,7 @@ fn main() -> anyhow::Result<ExitCode> {
         print!("{}", weir::api::crd_yaml()?);
         return Ok(ExitCode::SUCCESS);
     }
-    weir::telemetry::init_tracing();
+    weir::telemetry::init_tracing(log_format.map(Into::into));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -12,6 +12,7 @@ use percent_encoding::percent_decode_str;
 use crate::plan::client_key::is_trusted;
 use crate::plan::url::push_encoded;
 use crate::router::Params;
+use crate::telemetry::trace::TraceScope;
 
 /// `X-Forwarded-For`.
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -63,6 +64,12 @@ pub struct Inbound {
     pub via: HeaderValue,
     /// Send buffered bodies chunked, as KrakenD does (Weir sends `Content-Length`).
     pub chunked_bodies: bool,
+    /// The request's server span when it is traced (backend calls are its children).
+    pub trace: Option<TraceScope>,
+    /// Send `X-Request-Id` to every backend whatever the whitelist. Not in KrakenD's mode
+    /// (`chunked_bodies`), whose backends see KrakenD's headers only: there the id goes
+    /// upstream when `inputHeaders` names it.
+    pub send_request_id: bool,
 }
 
 /// Hop-by-hop headers: meaningful for one connection only, never forwarded.
@@ -178,6 +185,7 @@ impl Inbound {
         chunked_bodies: bool,
     ) -> Self {
         let headers = parts.headers;
+        let trace = parts.extensions.get::<TraceScope>().cloned();
         let peer_trusted = !trusted.is_empty() && is_trusted(peer, trusted);
         let listed = connection_tokens(&headers);
         let forwardable = headers
@@ -237,6 +245,8 @@ impl Inbound {
             forwarded_for,
             via,
             chunked_bodies,
+            trace,
+            send_request_id: !chunked_bodies,
         }
     }
 
