@@ -135,6 +135,8 @@ pub async fn start(opts: LocalOptions) -> Result<LocalGateway, StartError> {
     let fp = watch::fingerprint(&sources);
     let mut cache = config::ConvertCache::default();
     let loaded = config::from_sources_cached(&sources, opts.config.is_dir(), &mut cache)?;
+    // `logFormat` holds from the first line on.
+    crate::proxy::telemetry::log::apply_format(loaded.gateway.settings.log_format);
     log_warnings(&loaded);
     let gateway = apply_overrides(loaded.gateway, &opts);
     let settings = gateway.settings.clone();

@@ -15,6 +15,7 @@ mod forwarding;
 mod hardening;
 mod krakend;
 mod metrics;
+mod observability;
 mod passthrough;
 mod qos;
 mod release;
