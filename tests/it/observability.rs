@@ -467,3 +467,38 @@ async fn failed_upstream_connections_are_counted() {
         "{t}"
     );
 }
+
+fn load(yaml: &str) -> Result<weir::model::Settings, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    weir::config::load(&path)
+        .map(|l| l.gateway.settings)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn observability_settings_are_parsed_and_checked() {
+    use weir::model::{LogFormat, OtlpProtocol};
+    let s = load("logFormat: json\naccessLog: {format: json}\ntracing: {otlpEndpoint: \"http://collector:4318\"}\n").unwrap();
+    assert_eq!((s.log_format, s.access_log, s.access_log_format), (LogFormat::Json, true, LogFormat::Json));
+    let t = s.tracing.unwrap();
+    assert_eq!(t.protocol, OtlpProtocol::HttpProtobuf);
+    assert_eq!(t.endpoint, "http://collector:4318/v1/traces");
+    assert_eq!((t.sample_ratio, t.service_name.as_str()), (1.0, "weir"));
+    let s = load("accessLog: false\ntracing: {otlpEndpoint: \"https://c.example/otlp/traces\", sampleRatio: 0.25, serviceName: edge}\n").unwrap();
+    assert!(!s.access_log);
+    let t = s.tracing.unwrap();
+    assert_eq!(t.endpoint, "https://c.example/otlp/traces");
+    assert_eq!((t.sample_ratio, t.service_name.as_str()), (0.25, "edge"));
+    let t = load("tracing: {otlpEndpoint: \"grpc://collector:4317\"}\n").unwrap().tracing.unwrap();
+    assert_eq!((t.protocol, t.endpoint.as_str()), (OtlpProtocol::Grpc, "http://collector:4317"));
+    let s = load("accessLog: true\n").unwrap();
+    assert_eq!((s.access_log, s.access_log_format, s.tracing), (true, LogFormat::Text, None));
+    let err = load("tracing: {otlpEndpoint: \"ftp://x:1\", sampleRatio: 1.5, serviceName: \"\"}\n").unwrap_err();
+    for want in ["tracing.otlpEndpoint", "tracing.sampleRatio", "tracing.serviceName"] {
+        assert!(err.contains(want), "{want} in {err}");
+    }
+    assert!(load("logFormat: yaml\n").unwrap_err().contains("logFormat"));
+    assert!(load("accessLog: {format: xml}\n").is_err());
+}

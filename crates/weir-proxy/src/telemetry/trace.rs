@@ -85,12 +85,24 @@ pub enum TraceError {
     },
 }
 
+/// The exporter's runtime. Dropped without waiting (a plain drop blocks, which a runtime
+/// refuses inside another one): by then the provider has exported what it held.
+struct ExportRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for ExportRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// A running tracer: the SDK provider, its exporter's runtime, and what requests need to
 /// make spans.
 pub struct Tracer {
     tracer: SdkTracer,
     provider: SdkTracerProvider,
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: Option<ExportRuntime>,
     propagator: TraceContextPropagator,
     settings: TracingSettings,
 }
@@ -105,9 +117,8 @@ impl std::fmt::Debug for Tracer {
 
 impl Drop for Tracer {
     fn drop(&mut self) {
-        // The last request on a replaced tracer may end on a proxy worker: flushing blocks,
-        // and a runtime cannot be dropped inside another one. Both happen on a thread of
-        // their own (a no-op when `shutdown` already ran).
+        // The last request on a replaced tracer may end on a proxy worker, and flushing
+        // blocks: it happens on a thread of its own (a no-op when `shutdown` already ran).
         let provider = self.provider.clone();
         let runtime = self.runtime.take();
         let _ = std::thread::Builder::new()
@@ -128,9 +139,11 @@ impl Tracer {
             .enable_all()
             .build()
             .map_err(TraceError::Runtime)?;
+        let handle = runtime.handle().clone();
+        let runtime = ExportRuntime(Some(runtime));
         let exporter = {
             // tonic's channel spawns its connection task where it is built: on this runtime.
-            let _on_runtime = runtime.enter();
+            let _on_runtime = handle.enter();
             build_exporter(settings).map_err(|source| TraceError::Exporter {
                 endpoint: settings.endpoint.clone(),
                 source,
@@ -139,7 +152,7 @@ impl Tracer {
         let (ok, failed) = metrics.trace_export_counters();
         let exporter = Detached {
             inner: Arc::new(exporter),
-            runtime: runtime.handle().clone(),
+            runtime: handle,
             endpoint: settings.endpoint.clone(),
             failures: LogGate::new(1, EXPORT_LOG_WINDOW),
             ok,
