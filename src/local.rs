@@ -11,6 +11,7 @@ use crate::config::{self, watch, Loaded};
 use crate::model::Gateway;
 pub use crate::proxy::server::{shutdown_signal, Stop};
 use crate::proxy::server::{GatewayHandle, Published, Shared};
+use crate::proxy::telemetry::log::chain;
 use crate::proxy::telemetry::metrics::Metrics;
 
 /// Options of `weir run`.
@@ -119,12 +120,14 @@ fn apply_change(shared: &Shared, opts: &LocalOptions, result: Result<Loaded, con
                     "configuration reloaded"
                 ),
                 Ok(Published::Unchanged) => info!("configuration unchanged; reload skipped"),
-                Err(e) => error!("reload rejected, previous configuration keeps serving: {e}"),
+                Err(e) => {
+                    error!(error = %chain(&e), "reload rejected, previous configuration keeps serving")
+                }
             }
         }
         Err(e) => {
             shared.reload_rejected();
-            error!("reload rejected, previous configuration keeps serving:\n{e}")
+            error!(error = %chain(&e), "reload rejected, previous configuration keeps serving")
         }
     }
 }
@@ -135,6 +138,8 @@ pub async fn start(opts: LocalOptions) -> Result<LocalGateway, StartError> {
     let fp = watch::fingerprint(&sources);
     let mut cache = config::ConvertCache::default();
     let loaded = config::from_sources_cached(&sources, opts.config.is_dir(), &mut cache)?;
+    // `logFormat` holds from the first line on.
+    crate::proxy::telemetry::log::apply_format(loaded.gateway.settings.log_format);
     log_warnings(&loaded);
     let gateway = apply_overrides(loaded.gateway, &opts);
     let settings = gateway.settings.clone();

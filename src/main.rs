@@ -29,6 +29,27 @@ const INVALID: u8 = 1;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Application-log format on stderr (wins over the `logFormat` setting).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormatArg>,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl From<LogFormatArg> for weir::model::LogFormat {
+    fn from(f: LogFormatArg) -> Self {
+        match f {
+            LogFormatArg::Text => weir::model::LogFormat::Text,
+            LogFormatArg::Json => weir::model::LogFormat::Json,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -321,7 +342,10 @@ fn convert(path: &Path, output_dir: Option<&Path>) -> ExitCode {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    let Cli { command } = Cli::parse();
+    let Cli {
+        command,
+        log_format,
+    } = Cli::parse();
     let run = match command {
         Command::Check(args) => return Ok(check(args)),
         Command::Convert { path, output_dir } => return Ok(convert(&path, output_dir.as_deref())),
@@ -359,7 +383,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Demo { port } => Mode::Demo(port),
         Command::Controller(args) => Mode::Controller(args),
     };
-    weir::telemetry::init_tracing();
+    weir::telemetry::init_tracing(log_format.map(Into::into));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

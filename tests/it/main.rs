@@ -18,6 +18,7 @@ mod forwarding;
 mod hardening;
 mod krakend;
 mod metrics;
+mod observability;
 mod passthrough;
 mod qos;
 mod release;

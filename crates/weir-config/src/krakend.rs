@@ -601,7 +601,7 @@ fn map_service(cx: &mut Cx<'_>, s: &KService) -> SettingsFile {
                             path: r.health_path.clone(),
                         });
                     }
-                    settings.access_log = r.disable_access_log.map(|d| !d);
+                    settings.access_log = r.disable_access_log.map(|d| (!d).into());
                     cx.unknown_keys("router option ", &r.other, "service");
                 }
             }

@@ -89,6 +89,132 @@ pub struct TlsSpec {
     pub redirect_http: Option<bool>,
 }
 
+/// `text` or `json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormatSpec {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl From<LogFormatSpec> for model::LogFormat {
+    fn from(f: LogFormatSpec) -> Self {
+        match f {
+            LogFormatSpec::Text => model::LogFormat::Text,
+            LogFormatSpec::Json => model::LogFormat::Json,
+        }
+    }
+}
+
+/// `accessLog: true | false | {format: text | json}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AccessLogSpec {
+    /// On (text) or off.
+    Enabled(bool),
+    /// On, in this format.
+    Options(AccessLogOptions),
+}
+
+/// The object form of `accessLog`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessLogOptions {
+    /// Line format (default text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<LogFormatSpec>,
+}
+
+impl From<bool> for AccessLogSpec {
+    fn from(on: bool) -> Self {
+        AccessLogSpec::Enabled(on)
+    }
+}
+
+/// OpenTelemetry tracing (off when absent).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TracingSpec {
+    /// `http://collector:4318` (OTLP/HTTP, protobuf; `/v1/traces` is appended unless the
+    /// URL already has a path) or `grpc://collector:4317` (OTLP/gRPC).
+    pub otlp_endpoint: String,
+    /// Share of new traces recorded, 0.0 to 1.0 (default 1.0); parent-based.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_ratio: Option<f64>,
+    /// `service.name` of the spans (default `weir`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+}
+
+impl TracingSpec {
+    fn to_model(&self, err: &mut impl FnMut(&str, String)) -> model::TracingSettings {
+        let sample_ratio = self.sample_ratio.unwrap_or(1.0);
+        if !(0.0..=1.0).contains(&sample_ratio) {
+            err(
+                "tracing.sampleRatio",
+                format!("must be between 0.0 and 1.0 (got {sample_ratio})"),
+            );
+        }
+        let service_name = self
+            .service_name
+            .clone()
+            .unwrap_or_else(|| model::DEFAULT_SERVICE_NAME.to_string());
+        if service_name.trim().is_empty() {
+            err("tracing.serviceName", "must not be empty".into());
+        }
+        let (protocol, endpoint) = match otlp_endpoint(&self.otlp_endpoint) {
+            Ok(x) => x,
+            Err(message) => {
+                err("tracing.otlpEndpoint", message);
+                (model::OtlpProtocol::HttpProtobuf, String::new())
+            }
+        };
+        model::TracingSettings {
+            protocol,
+            endpoint,
+            sample_ratio: sample_ratio.clamp(0.0, 1.0),
+            service_name,
+        }
+    }
+}
+
+/// `http(s)://host:port[/path]` → OTLP/HTTP at that path (default `/v1/traces`);
+/// `grpc://host:port` → OTLP/gRPC at `http://host:port`.
+fn otlp_endpoint(text: &str) -> Result<(model::OtlpProtocol, String), String> {
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    let Some(authority) = uri.authority() else {
+        return Err(format!(
+            "{text:?} needs a host and port (http://otel-collector:4318 or grpc://otel-collector:4317)"
+        ));
+    };
+    let path = uri.path();
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {
+            let path = if path.is_empty() || path == "/" {
+                "/v1/traces"
+            } else {
+                path
+            };
+            let scheme = uri.scheme_str().unwrap_or("http");
+            Ok((
+                model::OtlpProtocol::HttpProtobuf,
+                format!("{scheme}://{authority}{path}"),
+            ))
+        }
+        Some("grpc") if path.is_empty() || path == "/" => {
+            Ok((model::OtlpProtocol::Grpc, format!("http://{authority}")))
+        }
+        Some("grpc") => Err(format!("{text:?}: a grpc:// endpoint takes no path")),
+        _ => Err(format!(
+            "{text:?}: the scheme must be http:// or https:// (OTLP/HTTP) or grpc:// (OTLP/gRPC)"
+        )),
+    }
+}
+
 /// The settings file as written.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -126,9 +252,15 @@ pub struct SettingsFile {
     /// Serve `/__echo/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub echo: Option<bool>,
-    /// Access log on stdout (default true).
+    /// Access log on stdout (default true): `true`, `false` or `{format: text | json}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access_log: Option<bool>,
+    pub access_log: Option<AccessLogSpec>,
+    /// Application-log format (default text); the `--log-format` flag wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormatSpec>,
+    /// OpenTelemetry tracing (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<TracingSpec>,
     /// CORS policy (off when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<CorsSpec>,
@@ -259,7 +391,13 @@ impl SettingsFile {
             stats_enabled: self.stats.as_ref().is_some_and(|s| s.enabled),
             debug: self.debug.unwrap_or(false),
             echo: self.echo.unwrap_or(false),
-            access_log: self.access_log.unwrap_or(true),
+            access_log: !matches!(self.access_log, Some(AccessLogSpec::Enabled(false))),
+            access_log_format: match self.access_log {
+                Some(AccessLogSpec::Options(AccessLogOptions { format: Some(f) })) => f.into(),
+                _ => model::LogFormat::Text,
+            },
+            log_format: self.log_format.map(Into::into).unwrap_or_default(),
+            tracing: self.tracing.as_ref().map(|t| t.to_model(&mut err)),
             flavor: match self.flavor {
                 Some(FlavorSpec::Krakend) => model::Flavor::KrakenD,
                 Some(FlavorSpec::Weir) | None => model::Flavor::Weir,

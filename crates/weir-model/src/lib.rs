@@ -587,6 +587,12 @@ pub struct Settings {
     pub echo: bool,
     /// Access log on stdout.
     pub access_log: bool,
+    /// Shape of the access-log lines (`accessLog: {format: json}`).
+    pub access_log_format: LogFormat,
+    /// Shape of the application log (`logFormat`; the `--log-format` flag wins).
+    pub log_format: LogFormat,
+    /// OpenTelemetry tracing; `None` = off.
+    pub tracing: Option<TracingSettings>,
     /// Client-visible conventions.
     pub flavor: Flavor,
     /// Cross-origin resource sharing; `None` leaves CORS headers out entirely.
@@ -621,6 +627,9 @@ impl Default for Settings {
             debug: false,
             echo: false,
             access_log: true,
+            access_log_format: LogFormat::Text,
+            log_format: LogFormat::Text,
+            tracing: None,
             flavor: Flavor::Weir,
             cors: None,
             trusted_proxies: Vec::new(),
@@ -632,6 +641,61 @@ impl Default for Settings {
         }
     }
 }
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LogFormat {
+    /// Human-readable text (the access log in KrakenD's gin shape).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// `text` or `json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+
+    /// Parses `text` or `json` (any case).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// The wire protocol spans are exported with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OtlpProtocol {
+    /// OTLP/HTTP with protobuf bodies, POSTed to `<endpoint>/v1/traces`.
+    HttpProtobuf,
+    /// OTLP/gRPC (`TraceService/Export`), plaintext HTTP/2.
+    Grpc,
+}
+
+/// OpenTelemetry tracing (`tracing` in the settings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracingSettings {
+    /// The protocol, from the endpoint's scheme (`http(s)://` or `grpc://`).
+    pub protocol: OtlpProtocol,
+    /// Where spans go: the full OTLP/HTTP URL (`.../v1/traces`) or the gRPC server's
+    /// `http://host:port`.
+    pub endpoint: String,
+    /// Share of new traces recorded (0.0 to 1.0); a client's sampled flag is followed.
+    pub sample_ratio: f64,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+}
+
+/// Default `tracing.serviceName`.
+pub const DEFAULT_SERVICE_NAME: &str = "weir";
 
 /// CORS policy (KrakenD `security/cors`), applied to every response of the proxy listener.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

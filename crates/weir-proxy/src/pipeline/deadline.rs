@@ -35,9 +35,16 @@ impl Deadline {
     }
 }
 
-/// Records a backend the deadline cut off: the log line names endpoint and backend.
+/// Records a backend the deadline cut off: the log line names endpoint and backend (rate
+/// limited per backend like every backend-failure warning, see `merge::log_failure`).
 pub fn timed_out(ep: &CompiledEndpoint, backend: &CompiledBackend) -> BackendError {
-    warn!(endpoint = %ep.model.path, backend = %backend.label, "deadline exceeded");
+    match backend.metrics.log_gate.admit() {
+        Some(0) => warn!(endpoint = %ep.model.path, backend = %backend.label, "deadline exceeded"),
+        Some(n) => {
+            warn!(endpoint = %ep.model.path, backend = %backend.label, suppressed = n, "deadline exceeded")
+        }
+        None => {}
+    }
     backend.metrics.count("timeout");
     BackendError::Timeout
 }

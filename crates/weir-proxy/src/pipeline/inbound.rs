@@ -12,6 +12,7 @@ use percent_encoding::percent_decode_str;
 use crate::plan::client_key::is_trusted;
 use crate::plan::url::push_encoded;
 use crate::router::Params;
+use crate::telemetry::trace::TraceScope;
 
 /// `X-Forwarded-For`.
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -67,6 +68,12 @@ pub struct Inbound {
     pub claims: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
     /// `propagateClaims` headers: each name with its value, or `None` to drop the client's.
     pub claim_headers: Vec<(HeaderName, Option<HeaderValue>)>,
+    /// The request's server span when it is traced (backend calls are its children).
+    pub trace: Option<TraceScope>,
+    /// Send `X-Request-Id` to every backend whatever the whitelist. Not in KrakenD's mode
+    /// (`chunked_bodies`), whose backends see KrakenD's headers only: there the id goes
+    /// upstream when `inputHeaders` names it.
+    pub send_request_id: bool,
 }
 
 /// Hop-by-hop headers: meaningful for one connection only, never forwarded.
@@ -186,6 +193,7 @@ impl Inbound {
         chunked_bodies: bool,
     ) -> Self {
         let headers = parts.headers;
+        let trace = parts.extensions.get::<TraceScope>().cloned();
         let peer_trusted = !trusted.is_empty() && is_trusted(peer, trusted);
         let listed = connection_tokens(&headers);
         let forwardable = headers
@@ -247,6 +255,8 @@ impl Inbound {
             chunked_bodies,
             claims: None,
             claim_headers: Vec::new(),
+            trace,
+            send_request_id: !chunked_bodies,
         }
     }
 

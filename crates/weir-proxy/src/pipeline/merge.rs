@@ -10,6 +10,7 @@ use tracing::warn;
 use crate::codec;
 use crate::error::BackendError;
 use crate::plan::{CompiledBackend, CompiledEndpoint};
+use crate::telemetry::log::one_line;
 use crate::{full, Body};
 
 const TRUE: HeaderValue = HeaderValue::from_static("true");
@@ -84,15 +85,30 @@ impl Outcome {
     }
 }
 
-/// Logs a failed backend (the log says why).
+/// Logs a failed backend (the log says why), at most a few lines per window for each
+/// backend of each endpoint: a backend that is down under load would otherwise write a line
+/// per request. The first line after a quiet spell counts the suppressed ones.
 pub fn log_failure(ep: &CompiledEndpoint, backend: &CompiledBackend, err: &BackendError) {
-    match err {
-        BackendError::Status { status, .. } => warn!(
-            endpoint = %ep.model.path, backend = %backend.label, status = status.as_u16(),
+    let Some(suppressed) = backend.metrics.log_gate.admit() else {
+        return;
+    };
+    let (endpoint, label) = (&ep.model.path, &backend.label);
+    match (err, suppressed) {
+        (BackendError::Status { status, .. }, 0) => warn!(
+            endpoint = %endpoint, backend = %label, status = status.as_u16(),
             "backend failed: invalid status code"
         ),
-        other => warn!(
-            endpoint = %ep.model.path, backend = %backend.label, "backend failed: {other}"
+        (BackendError::Status { status, .. }, n) => warn!(
+            endpoint = %endpoint, backend = %label, status = status.as_u16(), suppressed = n,
+            "backend failed: invalid status code"
+        ),
+        (other, 0) => warn!(
+            endpoint = %endpoint, backend = %label, error = %one_line(&other.to_string()),
+            "backend failed"
+        ),
+        (other, n) => warn!(
+            endpoint = %endpoint, backend = %label, error = %one_line(&other.to_string()),
+            suppressed = n, "backend failed"
         ),
     }
 }

@@ -35,6 +35,7 @@ use crate::qos::ClientDecision;
 use crate::router::Params;
 use crate::table::RouteTable;
 use crate::telemetry::metrics::Scope;
+use crate::telemetry::trace;
 use crate::upstream::Clients;
 use crate::{codec, full, Body};
 use deadline::Deadline;
@@ -157,6 +158,7 @@ pub async fn handle(
             );
         }
     };
+    ep.metrics.request_bytes().inc_by(body.len() as u64);
     let accept = parts
         .headers
         .get(header::ACCEPT)
@@ -257,6 +259,11 @@ fn over_limit(
         let allowed = key.is_some_and(|k| limiter.check(&k) == ClientDecision::Allowed);
         if !allowed {
             ep.metrics.reject(Scope::Client);
+            trace::event(
+                req.extensions(),
+                "rate_limit.rejected",
+                &[("weir.rate_limit.scope", "client")],
+            );
             debug!(endpoint = %ep.model.path, "client rate limit: 429");
             return Some(StatusCode::TOO_MANY_REQUESTS);
         }
@@ -264,6 +271,11 @@ fn over_limit(
     if let Some(limiter) = &ep.limiter {
         if !limiter.try_acquire() {
             ep.metrics.reject(Scope::Endpoint);
+            trace::event(
+                req.extensions(),
+                "rate_limit.rejected",
+                &[("weir.rate_limit.scope", "endpoint")],
+            );
             debug!(endpoint = %ep.model.path, "endpoint rate limit: 503");
             return Some(StatusCode::SERVICE_UNAVAILABLE);
         }

@@ -22,7 +22,9 @@ use crate::pipeline::merge::{completed_value, log_failure, text_response};
 use crate::pipeline::stream::IdleTimeout;
 use crate::pipeline::{grpc, upgrade};
 use crate::plan::{CompiledBackend, CompiledEndpoint};
+use crate::telemetry::body::Observed;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::trace::ClientSpan;
 use crate::upstream::{build, gate, send, Clients};
 use crate::{codec, Body, BoxError};
 
@@ -89,9 +91,18 @@ pub async fn handle(
     let is_grpc = grpc::is_grpc(&inbound.headers);
     let websocket = on_upgrade.filter(|_| upgrade::is_websocket(&inbound.headers));
     let show_errors = settings.show_errors;
+    let mut span = ClientSpan::start(
+        inbound.trace.as_ref(),
+        backend,
+        &build::method(backend, &inbound, true),
+        deadline.at(),
+    );
     let pass = match gate::enter(ep, backend, deadline.at()) {
         Ok(p) => p,
-        Err(e) => return failed(ep, backend, e, show_errors, is_grpc),
+        Err(e) => {
+            span.finish(Some(&e));
+            return failed(ep, backend, e, show_errors, is_grpc);
+        }
     };
     // An upgrade needs an HTTP/1.1 connection of its own: the default client.
     let client = if websocket.is_some() {
@@ -108,8 +119,10 @@ pub async fn handle(
     let result = deadline
         .run(async {
             let uri = build::uri(backend, &inbound, &[])?;
+            span.target(&uri);
             let headers = || {
                 let mut headers = build::headers(backend, &inbound, false);
+                span.inject(&mut headers);
                 if gateway_asks_gzip {
                     headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
                 }
@@ -142,7 +155,11 @@ pub async fn handle(
             let mut upstream = Request::builder()
                 .method(method)
                 .uri(uri)
-                .body(body.map_err(|e| Box::new(e) as BoxError).boxed_unsync())
+                .body(
+                    Observed::new(body, Some(ep.metrics.request_bytes().clone()), None)
+                        .map_err(|e| Box::new(e) as BoxError)
+                        .boxed_unsync(),
+                )
                 .map_err(|e| BackendError::Connect(e.to_string()))?;
             *upstream.headers_mut() = headers;
             send::send_streaming(&client, upstream).await
@@ -152,20 +169,24 @@ pub async fn handle(
         Some(Ok(resp)) => resp,
         Some(Err(e)) => {
             pass.finish(backend, false);
+            span.finish(Some(&e));
             return failed(ep, backend, e, show_errors, is_grpc);
         }
         None => {
             pass.finish(backend, false);
+            span.finish(Some(&BackendError::Timeout));
             return failed(ep, backend, BackendError::Timeout, show_errors, is_grpc);
         }
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_upgrade) = websocket {
+            span.finish_status(resp.status(), true);
             return switch(ep, backend, resp, client_upgrade, pass, &settings);
         }
     }
     let (mut parts, body) = resp.into_parts();
     let ok = matches!(parts.status, StatusCode::OK | StatusCode::CREATED);
+    span.finish_status(parts.status, ok);
     pass.finish(backend, ok);
     backend
         .metrics

@@ -1,6 +1,11 @@
 //! One request from the wire to an answer: refused early (guard), a CORS preflight, a
 //! reserved path, or routed to an endpoint's pipeline; then CORS headers, metrics and the
 //! access log.
+//!
+//! Every request gets its id here (`X-Request-Id`: in the request the pipeline sees, in
+//! the answer, in the access log, and current for the application log while it is
+//! served), and, when tracing is on, its server span (handed to the pipeline in the
+//! request's extensions).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +14,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
+use http_body::Body as _;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tracing::info;
 
@@ -18,7 +25,11 @@ use crate::plan::CompiledEndpoint;
 use crate::router::Lookup;
 use crate::server::{cors, guard, Role, Shared};
 use crate::table::RouteTable;
+use crate::telemetry::access_log::Entry;
+use crate::telemetry::body::{grpc_status, Observed};
 use crate::telemetry::metrics;
+use crate::telemetry::request_id::{self, Labels, Scoped, X_REQUEST_ID};
+use crate::telemetry::trace::{ServerOutcome, TraceScope};
 use crate::upstream::{build::USER_AGENT, Clients};
 use crate::{admin, full, pipeline, Body};
 
@@ -27,6 +38,7 @@ struct DisconnectGuard<'a> {
     armed: bool,
     method: &'a http::Method,
     path: &'a str,
+    request_id: &'a HeaderValue,
     in_flight: &'a prometheus::IntGauge,
 }
 
@@ -34,7 +46,8 @@ impl Drop for DisconnectGuard<'_> {
     fn drop(&mut self) {
         self.in_flight.dec();
         if self.armed {
-            info!(method = %self.method, path = %self.path, "client disconnected");
+            let id = String::from_utf8_lossy(self.request_id.as_bytes());
+            info!(method = %self.method, path = %self.path, request_id = %id, "client disconnected");
         }
     }
 }
@@ -126,11 +139,64 @@ pub async fn handle(
     shared: &Shared,
     clients: &Clients,
     role: Role,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Body> {
-    let start = Instant::now();
     let table = shared.table();
+    let request_id = request_id::of(req.headers());
+    if table.settings().flavor == Flavor::Weir {
+        // Backends get this id whatever the client sent (`upstream/build.rs`). KrakenD's
+        // mode leaves the client's headers as they came: KrakenD sends no id upstream.
+        req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
+    }
+    let trace = match shared.tracer() {
+        // Probes and scrapes of the reserved paths are not traced.
+        Some(tracer) if role != Role::Admin && !model::is_reserved(req.uri().path()) => {
+            let scope = tracer.server_span(req.headers(), req.method());
+            req.extensions_mut().insert(scope.clone());
+            Some(scope)
+        }
+        _ => None,
+    };
+    let labels = Arc::new(Labels {
+        request_id,
+        trace_id: trace.as_ref().map(TraceScope::trace_id),
+    });
+    Scoped::new(
+        labels.clone(),
+        serve(
+            shared,
+            table,
+            clients,
+            role,
+            req,
+            peer,
+            Ids {
+                labels: &labels,
+                trace,
+            },
+        ),
+    )
+    .await
+}
+
+/// What ties a request's log lines and spans together.
+struct Ids<'a> {
+    labels: &'a Labels,
+    trace: Option<TraceScope>,
+}
+
+async fn serve(
+    shared: &Shared,
+    table: Arc<RouteTable>,
+    clients: &Clients,
+    role: Role,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    ids: Ids<'_>,
+) -> Response<Body> {
+    let Ids { labels, trace } = ids;
+    let start = Instant::now();
     let settings = table.settings();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -138,6 +204,7 @@ pub async fn handle(
         armed: true,
         method: &method,
         path: &path,
+        request_id: &labels.request_id,
         in_flight: &shared.metrics().in_flight,
     };
     shared.metrics().in_flight.inc();
@@ -165,9 +232,12 @@ pub async fn handle(
         };
         match table.router.lookup(host.as_deref(), &method, &path) {
             Lookup::Found(ep, params) => {
+                let grpc = ep.model.output_encoding == model::OutputEncoding::NoOp
+                    && pipeline::grpc::is_grpc(req.headers());
                 let mut r =
                     pipeline::handle(&table, shared.metrics(), clients, &ep, params, req, peer)
                         .await;
+                r = observe_body(&ep, r, grpc);
                 if settings.flavor == Flavor::KrakenD {
                     // KrakenD names itself on every endpoint answer; Weir says who it is.
                     r.headers_mut()
@@ -196,8 +266,18 @@ pub async fn handle(
     }
     guard.armed = false;
     let status = resp.status().as_u16();
+    let route = matched.as_ref().map(|ep| ep.model.path.as_str());
     match &matched {
-        Some(ep) => ep.metrics.observe(status, start.elapsed().as_secs_f64()),
+        Some(ep) => {
+            ep.metrics.observe(status, start.elapsed().as_secs_f64());
+            if status == 200
+                && ep.model.output_encoding != model::OutputEncoding::NoOp
+                && resp.headers().get(&ep.completed_header)
+                    == Some(&HeaderValue::from_static("false"))
+            {
+                ep.metrics.partial();
+            }
+        }
         None => shared.metrics().count_other(
             if is_admin {
                 metrics::RESERVED
@@ -208,10 +288,58 @@ pub async fn handle(
             status,
         ),
     }
+    if let Some(scope) = &trace {
+        let completed = resp
+            .headers()
+            .get(settings.flavor.completed_header())
+            .map(|v| v.as_bytes() == b"true");
+        scope.finish(ServerOutcome {
+            route,
+            path: &path,
+            status: resp.status(),
+            completed,
+            peer: peer.ip(),
+            request_id: &labels.request_id,
+        });
+    }
     if settings.access_log {
+        let entry = Entry {
+            status: resp.status(),
+            latency: start.elapsed(),
+            peer: peer.ip(),
+            method: &method,
+            path: &path,
+            route,
+            bytes: resp.body().size_hint().exact(),
+            request_id: labels.request_id.as_bytes(),
+            trace_id: labels.trace_id.as_deref(),
+        };
         shared
             .access_log()
-            .write(resp.status(), start.elapsed(), peer.ip(), &method, &path);
+            .write(&entry, settings.access_log_format);
     }
+    resp.headers_mut()
+        .insert(X_REQUEST_ID, labels.request_id.clone());
     resp
+}
+
+/// Counts an endpoint answer's body bytes (at once when its size is known, else as it
+/// streams) and, for a gRPC call, the `grpc-status` it ends with.
+fn observe_body(ep: &CompiledEndpoint, resp: Response<Body>, grpc: bool) -> Response<Body> {
+    let grpc = grpc.then(|| ep.metrics.grpc());
+    let early = grpc.and_then(|g| grpc_status(resp.headers()).map(|code| (g, code)));
+    if let Some((g, code)) = early {
+        // A trailers-only answer (a gateway-side failure is one too): the status is final.
+        g[code].inc();
+    }
+    let exact = resp.body().size_hint().exact();
+    if let Some(n) = exact {
+        ep.metrics.response_bytes().inc_by(n);
+    }
+    let stream_grpc = grpc.filter(|_| early.is_none()).cloned();
+    if exact.is_some() && stream_grpc.is_none() {
+        return resp;
+    }
+    let bytes = exact.is_none().then(|| ep.metrics.response_bytes().clone());
+    resp.map(|body| Observed::new(body, bytes, stream_grpc).boxed_unsync())
 }

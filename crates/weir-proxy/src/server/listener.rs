@@ -171,7 +171,8 @@ pub fn spawn_workers(
                 {
                     Ok(rt) => rt.block_on(
                         async move {
-                            let clients = Arc::new(Clients::default());
+                            let clients =
+                                Arc::new(Clients::new(shared.metrics().upstream_connections()));
                             let flusher = tokio::spawn(flush_access_log());
                             let tls = shared.tls().cloned();
                             let main = serve_socket(
@@ -238,16 +239,10 @@ pub async fn spawn_admin(
     s.listen(1024).map_err(err)?;
     let l = TcpListener::from_std(s.into()).map_err(err)?;
     let bound = l.local_addr().map_err(err)?;
+    let clients = Arc::new(Clients::new(shared.metrics().upstream_connections()));
     let task = tokio::spawn(
-        accept_loop(
-            l,
-            shared,
-            Role::Admin,
-            None,
-            shutdown,
-            Arc::new(Clients::default()),
-        )
-        .instrument(info_span!("admin_listener")),
+        accept_loop(l, shared, Role::Admin, None, shutdown, clients)
+            .instrument(info_span!("admin_listener")),
     );
     Ok((task, bound))
 }

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -27,6 +27,7 @@ use crate::admin::{AdminState, Health};
 use crate::table::{RouteError, RouteTable};
 use crate::telemetry::access_log::AccessLog;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::trace::{TraceError, Tracer};
 use tls::CertStore;
 
 pub use listener::BindError;
@@ -38,6 +39,9 @@ pub struct Shared {
     health: Arc<Health>,
     access_log: Arc<AccessLog>,
     tls: Option<Arc<CertStore>>,
+    /// The tracer when `tracing` is configured; `tracing_on` says so without loading it.
+    tracer: ArcSwapOption<Tracer>,
+    tracing_on: std::sync::atomic::AtomicBool,
 }
 
 /// What [`Shared::publish`] did.
@@ -61,6 +65,9 @@ pub enum SetupError {
     /// The proxy port's certificates cannot be served.
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    /// Tracing is configured but cannot start.
+    #[error("tracing: {0}")]
+    Tracing(#[from] TraceError),
 }
 
 impl Shared {
@@ -87,13 +94,69 @@ impl Shared {
             Some(t) => Some(Arc::new(CertStore::new(t, table.settings().http2)?)),
             None => None,
         };
+        crate::telemetry::log::apply_format(table.settings().log_format);
+        let tracer = match &table.settings().tracing {
+            Some(t) => Some(Tracer::start(t, &metrics)?),
+            None => None,
+        };
+        if let Some(t) = &tracer {
+            info!(collector = %t.settings().endpoint, sample_ratio = t.settings().sample_ratio, "tracing on");
+        }
         Ok(Arc::new(Self {
             table: ArcSwap::from_pointee(table),
             metrics,
             health,
             access_log,
             tls,
+            tracing_on: std::sync::atomic::AtomicBool::new(tracer.is_some()),
+            tracer: ArcSwapOption::new(tracer),
         }))
+    }
+
+    /// The tracer, when tracing is on: one relaxed load when it is off.
+    pub fn tracer(&self) -> Option<Arc<Tracer>> {
+        if !self.tracing_on.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        self.tracer.load_full()
+    }
+
+    /// Starts, replaces or stops the tracer when the `tracing` settings changed. A tracer
+    /// that cannot start is logged; the previous one keeps running.
+    fn apply_tracing(&self, settings: Option<&weir_model::TracingSettings>) {
+        let current = self.tracer.load_full();
+        if current.as_ref().map(|t| t.settings()) == settings {
+            return;
+        }
+        let next = match settings {
+            Some(s) => match Tracer::start(s, &self.metrics) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::error!(error = %crate::telemetry::log::chain(&e), "tracing settings not applied");
+                    return;
+                }
+            },
+            None => None,
+        };
+        match &next {
+            Some(t) => {
+                info!(collector = %t.settings().endpoint, sample_ratio = t.settings().sample_ratio, "tracing settings applied")
+            }
+            None => info!("tracing off"),
+        }
+        self.tracing_on
+            .store(next.is_some(), std::sync::atomic::Ordering::Relaxed);
+        // The old tracer flushes and stops on its own thread once its last request is done.
+        self.tracer.store(next);
+    }
+
+    /// Stops tracing and exports what is queued (blocks up to the flush timeout).
+    pub fn stop_tracing(&self) {
+        self.tracing_on
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.tracer.swap(None) {
+            t.shutdown();
+        }
     }
 
     /// The current snapshot.
@@ -145,6 +208,8 @@ impl Shared {
                 }
             }
         }
+        crate::telemetry::log::apply_format(gateway.settings.log_format);
+        self.apply_tracing(gateway.settings.tracing.as_ref());
         self.table.store(Arc::new(table));
         self.metrics.count_reload("applied");
         self.metrics.generation.set(generation as i64);
@@ -415,5 +480,7 @@ impl GatewayHandle {
             let _ = w.await;
         }
         self.shared.access_log.close();
+        let shared = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || shared.stop_tracing()).await;
     }
 }

@@ -1,5 +1,8 @@
 //! One line per request on stdout, in the shape KrakenD (gin) users know:
-//! `2017/01/19 - 10:31:27 | 200 |    1.134431ms | ::1 |   POST     /users` (UTC).
+//! `2017/01/19 - 10:31:27 | 200 |    1.134431ms | ::1 |   POST     /users` (UTC), or with
+//! `accessLog: {format: json}` one JSON object per line:
+//! `{"time":"2017-01-19T10:31:27.123Z","method":"POST","route":"/users","path":"/users",
+//! "status":200,"duration_ms":1.134,"bytes":17,"peer":"::1","request_id":"…","trace_id":null}`.
 //!
 //! Writing must never slow a request: each proxy worker appends lines to its own buffer
 //! (the timestamp text is formatted once per second), and hands full or old buffers to one
@@ -19,7 +22,7 @@ use http::{Method, StatusCode};
 use prometheus::IntCounter;
 use time::macros::format_description;
 
-use weir_model::format_go;
+use weir_model::{format_go, LogFormat};
 
 /// A worker's buffer is handed over at this size...
 const FLUSH_BYTES: usize = 16 * 1024;
@@ -46,6 +49,29 @@ impl std::fmt::Debug for AccessLog {
     }
 }
 
+/// One request, as the access log records it.
+#[derive(Debug)]
+pub struct Entry<'a> {
+    /// Status answered.
+    pub status: StatusCode,
+    /// Time to the answer's head.
+    pub latency: Duration,
+    /// Client address.
+    pub peer: IpAddr,
+    /// Method.
+    pub method: &'a Method,
+    /// Request path.
+    pub path: &'a str,
+    /// The endpoint's path template, when one matched.
+    pub route: Option<&'a str>,
+    /// Body size, when known up front (a streamed body's is not).
+    pub bytes: Option<u64>,
+    /// The request id.
+    pub request_id: &'a [u8],
+    /// The trace id, when the request is traced.
+    pub trace_id: Option<&'a str>,
+}
+
 struct Local {
     log: Arc<AccessLog>,
     buf: Vec<u8>,
@@ -53,6 +79,7 @@ struct Local {
     oldest: Option<Instant>,
     second: i64,
     stamp: String,
+    iso: String,
 }
 
 thread_local! {
@@ -98,6 +125,7 @@ impl AccessLog {
                 oldest: None,
                 second: i64::MIN,
                 stamp: String::new(),
+                iso: String::new(),
             })
         });
     }
@@ -112,14 +140,7 @@ impl AccessLog {
     }
 
     /// Records one request.
-    pub fn write(
-        self: &Arc<Self>,
-        status: StatusCode,
-        latency: Duration,
-        ip: IpAddr,
-        method: &Method,
-        path: &str,
-    ) {
+    pub fn write(self: &Arc<Self>, entry: &Entry<'_>, format: LogFormat) {
         let now = time::OffsetDateTime::now_utc();
         let buffered = LOCAL.with(|l| {
             let mut slot = l.borrow_mut();
@@ -129,16 +150,12 @@ impl AccessLog {
             if local.second != now.unix_timestamp() {
                 local.second = now.unix_timestamp();
                 local.stamp = stamp(now);
+                local.iso = iso_seconds(now);
             }
-            push_line(
-                &mut local.buf,
-                &local.stamp,
-                status,
-                latency,
-                ip,
-                method,
-                path,
-            );
+            match format {
+                LogFormat::Text => push_line(&mut local.buf, &local.stamp, entry),
+                LogFormat::Json => push_json(&mut local.buf, &local.iso, now.millisecond(), entry),
+            }
             local.lines += 1;
             let oldest = *local.oldest.get_or_insert_with(Instant::now);
             if local.buf.len() >= FLUSH_BYTES || oldest.elapsed() >= FLUSH_AFTER {
@@ -147,8 +164,11 @@ impl AccessLog {
             true
         });
         if !buffered {
-            let mut buf = Vec::with_capacity(96 + path.len());
-            push_line(&mut buf, &stamp(now), status, latency, ip, method, path);
+            let mut buf = Vec::with_capacity(96 + entry.path.len());
+            match format {
+                LogFormat::Text => push_line(&mut buf, &stamp(now), entry),
+                LogFormat::Json => push_json(&mut buf, &iso_seconds(now), now.millisecond(), entry),
+            }
             self.send(buf, 1);
         }
     }
@@ -191,36 +211,70 @@ fn stamp(now: time::OffsetDateTime) -> String {
     .unwrap_or_default()
 }
 
-fn push_line(
-    out: &mut Vec<u8>,
-    stamp: &str,
-    status: StatusCode,
-    latency: Duration,
-    ip: IpAddr,
-    method: &Method,
-    path: &str,
-) {
+fn iso_seconds(now: time::OffsetDateTime) -> String {
+    now.format(format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second]"
+    ))
+    .unwrap_or_default()
+}
+
+fn push_line(out: &mut Vec<u8>, stamp: &str, e: &Entry<'_>) {
     // Writing into a Vec cannot fail.
     let _ = writeln!(
         out,
-        "{stamp} | {:3} | {:>13} | {ip} |   {:<7}  {path}",
-        status.as_u16(),
-        format_go(latency),
-        method.as_str()
+        "{stamp} | {:3} | {:>13} | {} |   {:<7}  {}",
+        e.status.as_u16(),
+        format_go(e.latency),
+        e.peer,
+        e.method.as_str(),
+        e.path
     );
 }
 
+/// A JSON string (quoted, escaped); bytes that are not UTF-8 are replaced.
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn push_json(out: &mut Vec<u8>, iso: &str, millis: u16, e: &Entry<'_>) {
+    let _ = write!(out, "{{\"time\":\"{iso}.{millis:03}Z\",\"method\":");
+    push_json_str(out, e.method.as_str());
+    out.extend_from_slice(b",\"route\":");
+    match e.route {
+        Some(r) => push_json_str(out, r),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"path\":");
+    push_json_str(out, e.path);
+    let _ = write!(
+        out,
+        ",\"status\":{},\"duration_ms\":{:.3},\"bytes\":",
+        e.status.as_u16(),
+        e.latency.as_secs_f64() * 1e3
+    );
+    match e.bytes {
+        Some(n) => {
+            let _ = write!(out, "{n}");
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    let _ = write!(out, ",\"peer\":\"{}\",\"request_id\":", e.peer);
+    push_json_str(out, &String::from_utf8_lossy(e.request_id));
+    out.extend_from_slice(b",\"trace_id\":");
+    match e.trace_id {
+        Some(t) => push_json_str(out, t),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b"}\n");
+}
+
 /// Formats one access-log line (without the newline).
-pub fn format_line(
-    now: time::OffsetDateTime,
-    status: StatusCode,
-    latency: Duration,
-    ip: IpAddr,
-    method: &Method,
-    path: &str,
-) -> String {
+pub fn format_line(now: time::OffsetDateTime, entry: &Entry<'_>, format: LogFormat) -> String {
     let mut buf = Vec::new();
-    push_line(&mut buf, &stamp(now), status, latency, ip, method, path);
+    match format {
+        LogFormat::Text => push_line(&mut buf, &stamp(now), entry),
+        LogFormat::Json => push_json(&mut buf, &iso_seconds(now), now.millisecond(), entry),
+    }
     buf.pop();
     String::from_utf8(buf).unwrap_or_default()
 }
@@ -229,21 +283,53 @@ pub fn format_line(
 mod tests {
     use super::*;
 
+    fn entry<'a>(method: &'a Method, path: &'a str) -> Entry<'a> {
+        Entry {
+            status: StatusCode::OK,
+            latency: Duration::from_nanos(1_134_431),
+            peer: "::1".parse().unwrap(),
+            method,
+            path,
+            route: Some("/users"),
+            bytes: Some(17),
+            request_id: b"r-1",
+            trace_id: None,
+        }
+    }
+
     #[test]
     fn matches_the_documented_shape() {
         let now = time::macros::datetime!(2017-01-19 10:31:27 UTC);
-        let line = format_line(
-            now,
-            StatusCode::OK,
-            Duration::from_nanos(1_134_431),
-            "::1".parse().unwrap(),
-            &Method::POST,
-            "/users",
-        );
+        let line = format_line(now, &entry(&Method::POST, "/users"), LogFormat::Text);
         assert_eq!(
             line,
             "2017/01/19 - 10:31:27 | 200 |    1.134431ms | ::1 |   POST     /users"
         );
+    }
+
+    #[test]
+    fn json_lines_carry_every_field_and_escape_the_path() {
+        let now = time::macros::datetime!(2017-01-19 10:31:27.5 UTC);
+        let mut e = entry(&Method::POST, "/users/\"x\"\n");
+        e.trace_id = Some("0af7651916cd43dd8448eb211c80319c");
+        let line = format_line(now, &e, LogFormat::Json);
+        assert!(!line.contains('\n'), "{line}");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "time": "2017-01-19T10:31:27.500Z", "method": "POST", "route": "/users",
+                "path": "/users/\"x\"\n", "status": 200, "duration_ms": 1.134, "bytes": 17,
+                "peer": "::1", "request_id": "r-1",
+                "trace_id": "0af7651916cd43dd8448eb211c80319c"
+            })
+        );
+        e.route = None;
+        e.bytes = None;
+        e.trace_id = None;
+        let v: serde_json::Value =
+            serde_json::from_str(&format_line(now, &e, LogFormat::Json)).unwrap();
+        assert!(v["route"].is_null() && v["bytes"].is_null() && v["trace_id"].is_null());
     }
 
     #[test]
@@ -257,13 +343,7 @@ mod tests {
             thread: Mutex::new(None),
         });
         for _ in 0..3 {
-            log.write(
-                StatusCode::OK,
-                Duration::ZERO,
-                "127.0.0.1".parse().unwrap(),
-                &Method::GET,
-                "/x",
-            );
+            log.write(&entry(&Method::GET, "/x"), LogFormat::Text);
         }
         // The first line fills the queue; the next two are dropped, and none blocked.
         assert_eq!(dropped.get(), 2);
@@ -281,13 +361,7 @@ mod tests {
         std::thread::spawn(move || {
             log.install_local();
             for _ in 0..3 {
-                log.write(
-                    StatusCode::OK,
-                    Duration::ZERO,
-                    "127.0.0.1".parse().unwrap(),
-                    &Method::GET,
-                    "/x",
-                );
+                log.write(&entry(&Method::GET, "/x"), LogFormat::Json);
             }
             assert!(rx.try_recv().is_err(), "nothing handed over yet");
             flush_local(true);

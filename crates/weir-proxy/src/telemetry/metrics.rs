@@ -56,7 +56,43 @@ pub struct Metrics {
     cert_reloads: [IntCounter; 2],
     websocket_total: IntCounter,
     websocket_open: IntGauge,
+    partial: IntCounterVec,
+    request_bytes: IntCounterVec,
+    response_bytes: IntCounterVec,
+    grpc_calls: IntCounterVec,
+    upstream: UpstreamConnections,
+    trace_exports: [IntCounter; 2],
+    trace_spans: IntCounter,
 }
+
+/// Upstream connection counters, shared by every worker's connectors.
+#[derive(Clone, Debug)]
+pub struct UpstreamConnections {
+    /// TCP connections opened to backends (TLS ones count once the TCP connect succeeded).
+    pub opened: IntCounter,
+    /// Backend connections open now: idle in a pool or carrying a request.
+    pub open: IntGauge,
+    /// Connection attempts that failed (refused, unreachable, connect timeout).
+    pub failed: IntCounter,
+}
+
+impl UpstreamConnections {
+    /// Counters registered nowhere, for clients built without the process's registry.
+    pub fn detached() -> Self {
+        Self {
+            opened: must(IntCounter::new("detached_opened", "-")),
+            open: must(IntGauge::new("detached_open", "-")),
+            failed: must(IntCounter::new("detached_failed", "-")),
+        }
+    }
+}
+
+/// gRPC status codes 0 (OK) to 16 (UNAUTHENTICATED): the `grpc_status` label values.
+pub const GRPC_CODES: usize = 17;
+/// UNKNOWN: what a status outside 0..=16, or none at all, counts as.
+pub const GRPC_UNKNOWN: usize = 2;
+/// CANCELLED: a call whose stream was dropped before it ended.
+pub const GRPC_CANCELLED: usize = 1;
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -180,8 +216,68 @@ impl Metrics {
             "weir_websocket_sessions_open",
             "WebSocket connections open now.",
         ));
+        let partial = must(IntCounterVec::new(
+            Opts::new(
+                "weir_partial_responses_total",
+                "Answers built from some backends while others failed (200, X-Weir-Completed: false), by endpoint.",
+            ),
+            &["endpoint"],
+        ));
+        let request_bytes = must(IntCounterVec::new(
+            Opts::new(
+                "weir_request_bytes_total",
+                "Request body bytes received from clients, by endpoint.",
+            ),
+            &["endpoint"],
+        ));
+        let response_bytes = must(IntCounterVec::new(
+            Opts::new(
+                "weir_response_bytes_total",
+                "Response body bytes sent to clients, by endpoint (streamed bodies as they go).",
+            ),
+            &["endpoint"],
+        ));
+        let grpc_calls = must(IntCounterVec::new(
+            Opts::new(
+                "weir_grpc_calls_total",
+                "gRPC calls through no-op endpoints, by endpoint and grpc-status (0-16).",
+            ),
+            &["endpoint", "grpc_status"],
+        ));
+        let upstream_opened = must(IntCounter::new(
+            "weir_upstream_connections_opened_total",
+            "Connections opened to backends (a pool that keeps its connections opens few).",
+        ));
+        let upstream_open = must(IntGauge::new(
+            "weir_upstream_connections_open",
+            "Backend connections open now, idle in a pool or in use, across all workers.",
+        ));
+        let upstream_failed = must(IntCounter::new(
+            "weir_upstream_connect_errors_total",
+            "Backend connection attempts that failed (refused, unreachable, timed out).",
+        ));
+        let trace_exports = must(IntCounterVec::new(
+            Opts::new(
+                "weir_trace_exports_total",
+                "OTLP span exports by result (ok, failed); a failed export drops its spans.",
+            ),
+            &["result"],
+        ));
+        let trace_spans = must(IntCounter::new(
+            "weir_trace_spans_exported_total",
+            "Spans the collector accepted.",
+        ));
         for c in [
-            Box::new(websocket_total.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(partial.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_bytes.clone()),
+            Box::new(response_bytes.clone()),
+            Box::new(grpc_calls.clone()),
+            Box::new(upstream_opened.clone()),
+            Box::new(upstream_open.clone()),
+            Box::new(upstream_failed.clone()),
+            Box::new(trace_exports.clone()),
+            Box::new(trace_spans.clone()),
+            Box::new(websocket_total.clone()),
             Box::new(websocket_open.clone()),
             Box::new(tls_handshakes.clone()),
             Box::new(cert_reloads.clone()),
@@ -224,7 +320,33 @@ impl Metrics {
             cert_reloads: ["applied", "rejected"].map(|r| cert_reloads.with_label_values(&[r])),
             websocket_total,
             websocket_open,
+            partial,
+            request_bytes,
+            response_bytes,
+            grpc_calls,
+            upstream: UpstreamConnections {
+                opened: upstream_opened,
+                open: upstream_open,
+                failed: upstream_failed,
+            },
+            trace_exports: ["ok", "failed"].map(|r| trace_exports.with_label_values(&[r])),
+            trace_spans,
         }
+    }
+
+    /// The upstream connection counters (for each worker's connectors).
+    pub fn upstream_connections(&self) -> UpstreamConnections {
+        self.upstream.clone()
+    }
+
+    /// The trace exporter's counters: exports that succeeded, and that failed.
+    pub fn trace_export_counters(&self) -> (IntCounter, IntCounter) {
+        (self.trace_exports[0].clone(), self.trace_exports[1].clone())
+    }
+
+    /// Spans the collector accepted.
+    pub fn trace_spans_exported(&self) -> IntCounter {
+        self.trace_spans.clone()
     }
 
     /// A WebSocket tunnel opened.
@@ -257,6 +379,7 @@ impl Metrics {
             method,
             handles: OnceLock::new(),
             auth_handles: OnceLock::new(),
+            grpc: OnceLock::new(),
         }
     }
 
@@ -267,6 +390,7 @@ impl Metrics {
             template: template.into(),
             backend: backend.into(),
             handles: OnceLock::new(),
+            log_gate: crate::telemetry::log::LogGate::default(),
         }
     }
 
@@ -330,7 +454,13 @@ struct EndpointHandles {
     server_error: IntCounter,
     duration: Histogram,
     rejected: [IntCounter; 3],
+    partial: IntCounter,
+    request_bytes: IntCounter,
+    response_bytes: IntCounter,
 }
+
+/// One endpoint's `weir_grpc_calls_total` series, indexed by status code.
+pub type GrpcCounters = Arc<[IntCounter; GRPC_CODES]>;
 
 /// Per-endpoint handles, resolved on first use.
 pub struct EndpointMetrics {
@@ -340,6 +470,7 @@ pub struct EndpointMetrics {
     handles: OnceLock<EndpointHandles>,
     /// Resolved apart: endpoints without authentication never create these series.
     auth_handles: OnceLock<[IntCounter; AuthReason::ALL.len()]>,
+    grpc: OnceLock<GrpcCounters>,
 }
 
 impl EndpointMetrics {
@@ -354,7 +485,38 @@ impl EndpointMetrics {
                 duration: m.request_duration.with_label_values(&[t, self.method]),
                 rejected: ["endpoint", "client", "backend"]
                     .map(|scope| m.rejections.with_label_values(&[t, scope])),
+                partial: m.partial.with_label_values(&[t]),
+                request_bytes: m.request_bytes.with_label_values(&[t]),
+                response_bytes: m.response_bytes.with_label_values(&[t]),
             }
+        })
+    }
+
+    /// Counts an answer some backends failed to contribute to.
+    pub fn partial(&self) {
+        self.handles().partial.inc();
+    }
+
+    /// The counter of request body bytes.
+    pub fn request_bytes(&self) -> &IntCounter {
+        &self.handles().request_bytes
+    }
+
+    /// The counter of response body bytes.
+    pub fn response_bytes(&self) -> &IntCounter {
+        &self.handles().response_bytes
+    }
+
+    /// The gRPC status counters (created on the endpoint's first gRPC call: only no-op
+    /// endpoints that carry gRPC have these series).
+    pub fn grpc(&self) -> &GrpcCounters {
+        self.grpc.get_or_init(|| {
+            let t = &*self.template;
+            Arc::new(std::array::from_fn(|code| {
+                self.metrics
+                    .grpc_calls
+                    .with_label_values(&[t, &code.to_string()])
+            }))
         })
     }
 
@@ -404,6 +566,9 @@ pub struct BackendMetrics {
     template: Arc<str>,
     backend: Arc<str>,
     handles: OnceLock<BackendHandles>,
+    /// Rate limit of this backend's failure warnings (kept with its other per-backend
+    /// telemetry, and like it rebuilt when the endpoint is).
+    pub log_gate: crate::telemetry::log::LogGate,
 }
 
 impl BackendMetrics {

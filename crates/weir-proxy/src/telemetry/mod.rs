@@ -1,4 +1,16 @@
-//! What the data plane reports: Prometheus metrics and the access log.
+//! What the data plane reports: Prometheus metrics, the access log, request ids, and
+//! OpenTelemetry traces.
+//!
+//! - `metrics.rs`: the one registry and its pre-resolved handles.
+//! - `access_log.rs`: one line per request (text or JSON), never blocking a worker.
+//! - `request_id.rs`: `X-Request-Id`, and the request a log line belongs to.
+//! - `trace.rs`: server and client spans, OTLP export off the workers.
+//! - `body.rs`: bodies that count bytes and gRPC statuses as they stream.
+//! - `log.rs`: the application log's format switch, rate-limited warnings, error chains.
 
 pub mod access_log;
+pub mod body;
+pub mod log;
 pub mod metrics;
+pub mod request_id;
+pub mod trace;

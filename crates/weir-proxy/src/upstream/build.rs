@@ -1,7 +1,8 @@
 //! Phase 2 of a backend call: build the request. The URI comes from the compiled pattern,
 //! the headers from the request's forwardable set filtered by the backend's whitelist,
 //! plus what the gateway always sends (`X-Forwarded-For`, `X-Forwarded-Host`, `Via`,
-//! `User-Agent`).
+//! `User-Agent`, `X-Request-Id`, and the client's `traceparent`/`tracestate`, which a
+//! traced call replaces with its own span's: [`crate::telemetry::trace::ClientSpan::inject`]).
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Uri;
@@ -10,6 +11,8 @@ use serde_json::{Map, Value};
 use crate::error::BackendError;
 use crate::pipeline::inbound::{Inbound, X_FORWARDED_FOR, X_FORWARDED_HOST};
 use crate::plan::CompiledBackend;
+use crate::telemetry::request_id::X_REQUEST_ID;
+use crate::telemetry::trace::{TRACEPARENT, TRACESTATE};
 
 /// User-Agent sent upstream.
 pub const USER_AGENT: &str = concat!("Weir/", env!("CARGO_PKG_VERSION"));
@@ -62,6 +65,14 @@ pub fn headers(backend: &CompiledBackend, inbound: &Inbound, decodes: bool) -> H
     // Always, whatever the whitelist: this is how a request that comes back to this gateway
     // (a backend redirecting into it) is recognised as a loop.
     out.insert(header::VIA, inbound.via.clone());
+    // Always, whatever the whitelist: correlation across the gateway (the id was set by
+    // the request entry; the trace context is the client's).
+    let id = inbound.send_request_id.then_some(X_REQUEST_ID);
+    for name in id.into_iter().chain([TRACEPARENT, TRACESTATE]) {
+        if let Some(v) = inbound.headers.get(&name) {
+            out.insert(name, v.clone());
+        }
+    }
     if out.contains_key(header::USER_AGENT) {
         // The client's own User-Agent goes upstream; say which gateway relayed it (KrakenD too).
         out.insert(X_FORWARDED_VIA, HeaderValue::from_static(USER_AGENT));

@@ -19,10 +19,12 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use weir_model::Backend;
 
 use crate::server::tls::{read_chain, read_key, TlsError};
+use crate::telemetry::metrics::UpstreamConnections;
+use crate::upstream::connector::CountingConnector;
 use crate::Body;
 
 /// The pooled upstream client (HTTP/1.1 keep-alive, or HTTP/2; http and https).
-pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<CountingConnector>, Body>;
 
 /// How long a connection attempt may take before the backend counts as failed.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,7 +33,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn http_connector() -> HttpConnector {
+fn http_connector(counters: &UpstreamConnections) -> CountingConnector {
     let mut http = HttpConnector::new();
     // Headers and body go out in separate writes; Nagle would hold the second one back for
     // a delayed ACK (40 ms).
@@ -39,16 +41,16 @@ fn http_connector() -> HttpConnector {
     http.enforce_http(false);
     http.set_connect_timeout(Some(CONNECT_TIMEOUT));
     http.set_keepalive(Some(Duration::from_secs(60)));
-    http
+    CountingConnector::new(http, counters.clone())
 }
 
 /// Builds the default client: public roots, HTTP/1.1. Once per worker, not per request.
-pub fn new_client() -> HttpClient {
+pub fn new_client(counters: &UpstreamConnections) -> HttpClient {
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http_connector());
+        .wrap_connector(http_connector(counters));
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(1024)
@@ -202,7 +204,7 @@ impl Profile {
         })))
     }
 
-    fn client(&self) -> HttpClient {
+    fn client(&self, counters: &UpstreamConnections) -> HttpClient {
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config((*self.tls).clone())
             .https_or_http();
@@ -213,9 +215,13 @@ impl Profile {
             None => builder,
         };
         let https = if self.http2 {
-            builder.enable_http2().wrap_connector(http_connector())
+            builder
+                .enable_http2()
+                .wrap_connector(http_connector(counters))
         } else {
-            builder.enable_http1().wrap_connector(http_connector())
+            builder
+                .enable_http1()
+                .wrap_connector(http_connector(counters))
         };
         let mut client = Client::builder(TokioExecutor::new());
         client
@@ -233,18 +239,26 @@ impl Profile {
 pub struct Clients {
     default: HttpClient,
     by_profile: Mutex<HashMap<u64, HttpClient>>,
+    counters: UpstreamConnections,
 }
 
 impl Default for Clients {
+    /// Clients whose connections are counted nowhere.
     fn default() -> Self {
-        Self {
-            default: new_client(),
-            by_profile: Mutex::new(HashMap::new()),
-        }
+        Self::new(UpstreamConnections::detached())
     }
 }
 
 impl Clients {
+    /// Clients whose connections are counted into `counters`.
+    pub fn new(counters: UpstreamConnections) -> Self {
+        Self {
+            default: new_client(&counters),
+            by_profile: Mutex::new(HashMap::new()),
+            counters,
+        }
+    }
+
     /// The client for a backend with `profile`.
     pub fn get(&self, profile: Option<&Arc<Profile>>) -> HttpClient {
         let Some(p) = profile else {
@@ -255,6 +269,8 @@ impl Clients {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         };
-        map.entry(p.key).or_insert_with(|| p.client()).clone()
+        map.entry(p.key)
+            .or_insert_with(|| p.client(&self.counters))
+            .clone()
     }
 }

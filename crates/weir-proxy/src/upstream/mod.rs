@@ -9,6 +9,7 @@
 
 pub mod build;
 pub mod client;
+pub mod connector;
 pub mod decode;
 pub mod gate;
 pub mod send;
@@ -19,6 +20,7 @@ use tokio::time::Instant;
 use crate::error::BackendError;
 use crate::pipeline::inbound::Inbound;
 use crate::plan::{CompiledBackend, CompiledEndpoint};
+use crate::telemetry::trace::ClientSpan;
 
 pub use client::{new_client, Clients, HttpClient, Profile};
 pub use send::error_chain;
@@ -41,18 +43,33 @@ pub async fn call(
     previous: &[Option<Map<String, Value>>],
     deadline: Instant,
 ) -> Result<Answer, BackendError> {
-    let pass = gate::enter(ep, backend, deadline)?;
+    let method = build::method(backend, inbound, false);
+    let mut span = ClientSpan::start(inbound.trace.as_ref(), backend, &method, deadline);
+    let pass = match gate::enter(ep, backend, deadline) {
+        Ok(pass) => pass,
+        Err(e) => {
+            span.finish(Some(&e));
+            return Err(e);
+        }
+    };
     let started = std::time::Instant::now();
     let result = async {
+        let uri = build::uri(backend, inbound, previous)?;
+        span.target(&uri);
         let request = send::Replayable {
-            method: build::method(backend, inbound, false),
-            uri: build::uri(backend, inbound, previous)?,
-            headers: || build::headers(backend, inbound, true),
+            method,
+            uri,
+            headers: || {
+                let mut headers = build::headers(backend, inbound, true);
+                span.inject(&mut headers);
+                headers
+            },
             body: inbound.body.clone(),
             chunked: inbound.chunked_bodies,
         };
         let client = clients.get(backend.profile.as_ref());
         let resp = send::send(&client, request, send::RedirectPolicy::of(backend)).await?;
+        span.status(resp.status());
         let (data, bytes) = decode::answer(backend, resp).await?;
         Ok(Answer {
             data: backend.transform.apply(data),
@@ -64,5 +81,6 @@ pub async fn call(
         .metrics
         .observe_duration(started.elapsed().as_secs_f64());
     pass.finish(backend, result.is_ok());
+    span.finish(result.as_ref().err());
     result
 }

@@ -185,7 +185,7 @@ pub async fn send<H: Fn() -> HeaderMap>(
 }
 
 /// Headers that may follow a redirect to another origin: none of them carries credentials.
-const CROSS_ORIGIN_SAFE: [HeaderName; 9] = [
+const CROSS_ORIGIN_SAFE: [HeaderName; 12] = [
     header::ACCEPT,
     header::ACCEPT_ENCODING,
     header::ACCEPT_LANGUAGE,
@@ -195,6 +195,9 @@ const CROSS_ORIGIN_SAFE: [HeaderName; 9] = [
     HeaderName::from_static("x-forwarded-for"),
     HeaderName::from_static("x-forwarded-host"),
     HeaderName::from_static("x-forwarded-via"),
+    crate::telemetry::request_id::X_REQUEST_ID,
+    crate::telemetry::trace::TRACEPARENT,
+    crate::telemetry::trace::TRACESTATE,
 ];
 
 fn cross_origin_headers(headers: &HeaderMap) -> HeaderMap {
