@@ -518,3 +518,87 @@ async fn the_demo_removes_its_temporary_directory_on_every_exit() {
     assert_eq!(wait_exit(&mut child.0).code(), Some(1));
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+/// A gateway file terminating TLS with the pair `cert`/`key`.
+fn tls_gateway(dir: &Path, cert: &Path, key: &Path) -> String {
+    write(
+        dir,
+        "tls.yaml",
+        &format!(
+            "tls:\n  certificates:\n  - certFile: {}\n    keyFile: {}\n{}",
+            cert.display(),
+            key.display(),
+            VALID
+        ),
+    )
+}
+
+#[test]
+fn check_loads_the_listener_certificates() {
+    use crate::support::pki::Ca;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("check CA");
+    let (cert, key) = ca.server(&["gw.example"]).write(dir.path(), "good");
+    let good = tls_gateway(dir.path(), &cert, &key);
+    let out = weir(&["check", &good]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning:"), "{}", stderr(&out));
+
+    // Expiring within 14 days: valid, with a warning naming the file.
+    let (soon, soon_key) = ca
+        .server_expiring_in(&["gw.example"], 5)
+        .write(dir.path(), "soon");
+    let out = weir(&["check", &tls_gateway(dir.path(), &soon, &soon_key)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "warning: {}: the certificate expires in",
+            soon.display()
+        )),
+        "{err}"
+    );
+
+    // A key that belongs to another certificate.
+    let (_, other_key) = ca.server(&["other.example"]).write(dir.path(), "other");
+    let out = weir(&["check", &tls_gateway(dir.path(), &cert, &other_key)]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(errors(&out).len() == 1, "{}", stderr(&out));
+
+    // A missing file, and a file that is not PEM.
+    let missing = dir.path().join("missing.crt");
+    let out = weir(&["check", &tls_gateway(dir.path(), &missing, &key)]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("missing.crt"), "{}", stderr(&out));
+    let garbage = PathBuf::from(write(dir.path(), "garbage.crt", "not a certificate\n"));
+    let out = weir(&["check", &tls_gateway(dir.path(), &garbage, &key)]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("garbage.crt"), "{}", stderr(&out));
+}
+
+#[test]
+fn check_refuses_routes_the_router_cannot_hold_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "gateway.yaml",
+        "endpoints:
+- path: /files/{id}
+  backends: [{hosts: [\"http://127.0.0.1:1\"], urlPattern: /f}]
+- path: /files/{*rest}
+  backends: [{hosts: [\"http://127.0.0.1:1\"], urlPattern: \"/f/{rest}\"}]
+",
+    );
+    let out = weir(&["check", &p]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let errs = errors(&out);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("/files/{*rest}") && errs[0].contains("cannot be routed"),
+        "{errs:?}"
+    );
+    // `weir run` refuses it the same way.
+    let out = weir(&["run", &p]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(errors(&out), errs);
+}

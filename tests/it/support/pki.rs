@@ -60,11 +60,21 @@ impl Ca {
     }
 
     fn leaf(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Leaf {
+        self.leaf_with(names, usage, |_| {})
+    }
+
+    fn leaf_with(
+        &self,
+        names: &[&str],
+        usage: ExtendedKeyUsagePurpose,
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> Leaf {
         let key = KeyPair::generate().unwrap();
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .unwrap();
         params.extended_key_usages = vec![usage];
+        adjust(&mut params);
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         Leaf {
             cert_pem: cert.pem(),
@@ -77,6 +87,17 @@ impl Ca {
     /// A server certificate for `names` (DNS names, wildcards allowed).
     pub fn server(&self, names: &[&str]) -> Leaf {
         self.leaf(names, ExtendedKeyUsagePurpose::ServerAuth)
+    }
+
+    /// A server certificate for `names` that expires `days` days from today (UTC).
+    pub fn server_expiring_in(&self, names: &[&str], days: u64) -> Leaf {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let (y, m, d) = civil_from_days((now.as_secs() / 86_400 + days) as i64);
+        self.leaf_with(names, ExtendedKeyUsagePurpose::ServerAuth, |p| {
+            p.not_after = rcgen::date_time_ymd(y, m, d);
+        })
     }
 
     /// A client certificate.
@@ -162,4 +183,25 @@ pub fn server_config(leaf: &Leaf, client_ca: Option<&Ca>, alpn: &[&[u8]]) -> rus
         .unwrap();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     config
+}
+
+/// The calendar date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i32, u8, u8) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let y = (yoe + era * 400 + i64::from(m <= 2)) as i32;
+    (y, m, d)
+}
+
+#[test]
+fn civil_dates() {
+    assert_eq!(civil_from_days(0), (1970, 1, 1));
+    assert_eq!(civil_from_days(20_422), (2025, 11, 30));
+    assert_eq!(civil_from_days(11_016), (2000, 2, 29));
 }
