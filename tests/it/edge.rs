@@ -395,6 +395,24 @@ async fn catch_all_routes_head_and_allow() {
 }
 
 #[tokio::test]
+async fn a_catch_all_beside_a_param_route_at_the_same_depth() {
+    // One matcher refuses `/files/{id}` beside `/files/{*rest}`; the router layers them.
+    let b = path_echo_backend().await;
+    let gw = gateway(&format!(
+        "endpoints:\n- path: /files/{{id}}\n  backends:\n  - hosts: [{0}]\n    urlPattern: /one/{{id}}\n\
+         - path: /files/{{*rest}}\n  method: ANY\n  outputEncoding: no-op\n  backends:\n  - hosts: [{0}]\n    urlPattern: /all/{{rest}}\n    encoding: no-op\n",
+        b.url()
+    ))
+    .await;
+    assert_eq!(get(&gw.url("/files/7")).await.json()["path"], "/one/7");
+    assert_eq!(get(&gw.url("/files/7/x")).await.json()["path"], "/all/7/x");
+    let r = send("PUT", &gw.url("/files/7"), &[], "").await;
+    assert_eq!(r.status, 200, "a method the param route lacks goes to ANY");
+    assert_eq!(r.json()["path"], "/all/7");
+    assert_eq!(get(&gw.url("/files/%2e%2e/x")).await.status, 400);
+}
+
+#[tokio::test]
 async fn method_any_passes_every_method_to_a_no_op_backend() {
     let b = backend(|r| async move { reply(200, "text/plain", r.method.to_string()) }).await;
     let gw = gateway(&format!(

@@ -3,7 +3,10 @@
 //! Paths are keyed by their *shape* (placeholders renamed `{p0}`, `{p1}`, …, a catch-all
 //! `{*rest}`), the path part of [`weir_model::RouteKey`], so `GET /users/{id}` and
 //! `DELETE /users/{user}` share one matcher entry, which matchit requires. Exact segments
-//! win over `{param}` segments, which win over a catch-all (matchit's priorities).
+//! win over `{param}` segments, which win over a catch-all. Catch-alls live in matchers of
+//! their own, tried after the exact and `{param}` routes (the more literal catch-all
+//! first), so `/files/{id}` and `/files/{*rest}`, which one matcher refuses, work side by
+//! side, and a method the matched route lacks falls through to a catch-all that has it.
 //!
 //! The routes of one host are split into buckets by their first path segment (`/users/…`,
 //! `/orders/…`; routes starting with a placeholder form a bucket of their own, tried after
@@ -74,7 +77,9 @@ struct Slot<T> {
 /// The routes of one host whose paths start with one literal segment (or with a
 /// placeholder), in one matcher.
 struct Bucket<T> {
-    matcher: matchit::Router<usize>,
+    /// Matchers tried in order: exact and `{param}` routes in the first, catch-alls after
+    /// them, each in the first layer that holds it without a conflict.
+    layers: Vec<matchit::Router<usize>>,
     slots: Vec<Slot<T>>,
     /// The values in build order: what decides whether the next table can reuse it.
     members: Vec<Arc<T>>,
@@ -163,18 +168,33 @@ fn allow_value<T>(slot: &Slot<T>) -> HeaderValue {
 
 impl<T: Routed> Bucket<T> {
     fn build(members: Vec<Arc<T>>) -> Result<Self, BuildError<T>> {
-        let mut matcher = matchit::Router::new();
+        // Exact and `{param}` routes first, then catch-alls, the most literal segments
+        // first: a path that an exact route and a catch-all both match goes to the exact
+        // one, and `/files/{id}` can live beside `/files/{*rest}`, which one matcher refuses.
+        let mut order: Vec<&Arc<T>> = members.iter().collect();
+        order.sort_by_key(|v| {
+            let t = v.template();
+            (
+                t.has_catch_all(),
+                std::cmp::Reverse(
+                    t.as_str()
+                        .split('/')
+                        .filter(|s| !s.starts_with('{'))
+                        .count(),
+                ),
+            )
+        });
+        let mut layers: Vec<matchit::Router<usize>> = Vec::new();
         let mut slots: Vec<Slot<T>> = Vec::new();
         let mut by_shape: HashMap<String, usize> = HashMap::new();
-        for value in &members {
+        for value in order {
             let template = value.template();
             let shaped = matcher_shape(template);
             let slot = match by_shape.get(&shaped) {
                 Some(&i) => i,
                 None => {
                     let i = slots.len();
-                    matcher
-                        .insert(shaped.clone(), i)
+                    insert_layered(&mut layers, &shaped, i, template.has_catch_all())
                         .map_err(|e| BuildError::Shape(value.clone(), e))?;
                     by_shape.insert(shaped, i);
                     slots.push(Slot {
@@ -200,7 +220,7 @@ impl<T: Routed> Bucket<T> {
             slot.allow = allow_value(slot);
         }
         Ok(Self {
-            matcher,
+            layers,
             slots,
             members,
         })
@@ -214,6 +234,36 @@ impl<T: Routed> Bucket<T> {
                 .zip(values)
                 .all(|(a, b)| Arc::ptr_eq(a, b))
     }
+}
+
+/// Inserts `shape` into the first layer that takes it, a new one when none does. Only a
+/// catch-all moves on: an exact or `{param}` shape that the first layer refuses is an error.
+fn insert_layered(
+    layers: &mut Vec<matchit::Router<usize>>,
+    shape: &str,
+    slot: usize,
+    catch_all: bool,
+) -> Result<(), matchit::InsertError> {
+    let first_catch_all = if catch_all { 1 } else { 0 };
+    while layers.len() <= first_catch_all {
+        layers.push(matchit::Router::new());
+    }
+    let mut last = None;
+    for layer in layers.iter_mut().skip(first_catch_all) {
+        match layer.insert(shape.to_string(), slot) {
+            Ok(()) => return Ok(()),
+            Err(e) if catch_all => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(e) = last.filter(|_| layers.len() > 64) {
+        // Bounded: a layer per catch-all route at most, and never more than this.
+        return Err(e);
+    }
+    let mut layer = matchit::Router::new();
+    layer.insert(shape.to_string(), slot)?;
+    layers.push(layer);
+    Ok(())
 }
 
 /// Builds a bucket, or reuses `previous` when its routes are the very same values.
@@ -292,8 +342,8 @@ impl<T> Router<T> {
                 .get(first)
                 .into_iter()
                 .chain(&routes.placeholder);
-            for bucket in buckets {
-                let Ok(m) = bucket.matcher.at(path) else {
+            for (bucket, matcher) in buckets.flat_map(|b| b.layers.iter().map(move |l| (b, l))) {
+                let Ok(m) = matcher.at(path) else {
                     continue;
                 };
                 let slot = &bucket.slots[*m.value];
@@ -502,6 +552,44 @@ mod tests {
                 assert_eq!(p.catch_all_raw.as_deref(), Some("a/b%2Fc"));
             }
             _ => panic!("catch-all expected"),
+        }
+    }
+
+    #[test]
+    fn a_catch_all_lives_beside_a_param_at_the_same_depth() {
+        let all = vec![
+            r(None, Method::Any, "/files/{*rest}", "rest"),
+            r(None, Method::Get, "/files/{id}", "one"),
+            r(None, Method::Get, "/files/{id}/meta/{*more}", "meta"),
+            r(None, Method::Get, "/{*all}", "root"),
+            r(None, Method::Get, "/{tenant}", "tenant"),
+        ];
+        let r = Router::build(&all, None).ok().expect("builds");
+        let get = http::Method::GET;
+        assert_eq!(
+            found(r.lookup(None, &get, "/files/7")),
+            ("one", vec!["7".into()])
+        );
+        assert_eq!(
+            found(r.lookup(None, &get, "/files/7/8")),
+            ("rest", vec!["7/8".into()])
+        );
+        // The more literal catch-all first.
+        assert_eq!(
+            found(r.lookup(None, &get, "/files/7/meta/a/b")),
+            ("meta", vec!["7".into(), "a/b".into()])
+        );
+        // A method the exact route lacks falls through to the catch-all's ANY.
+        assert_eq!(
+            found(r.lookup(None, &http::Method::DELETE, "/files/7")).0,
+            "rest"
+        );
+        assert_eq!(found(r.lookup(None, &get, "/acme")).0, "tenant");
+        assert_eq!(found(r.lookup(None, &get, "/acme/x")).0, "root");
+        // The exact route's Allow when nothing takes the method.
+        match r.lookup(None, &http::Method::POST, "/acme") {
+            Lookup::MethodNotAllowed(a) => assert_eq!(a, "GET, HEAD"),
+            _ => panic!("405 expected"),
         }
     }
 
