@@ -1,6 +1,6 @@
 //! Authentication through real sockets: tokens minted here (RSA, ECDSA, Ed25519, HMAC keys
 //! generated per run) against a loopback JWKS server, API keys from a watched file. Every
-//! row of DESIGN.md's answers table, rotation, an identity provider that is down, algorithm
+//! row of the answers table in docs/configuration.md ("Authentication"), rotation, an identity provider that is down, algorithm
 //! confusion, `none`, nested roles, scopes, cookies, claims sent to backends.
 
 use std::sync::{Arc, Mutex, OnceLock};

@@ -1,5 +1,5 @@
 //! Backend encodings (how an answer is decoded) and output encodings (how the merged
-//! answer is rendered), per DESIGN.md.
+//! answer is rendered), per docs/semantics.md.
 
 use crate::support::*;
 

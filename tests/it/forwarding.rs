@@ -343,7 +343,7 @@ async fn url_pattern_query_alone_when_client_sends_no_query() {
 
 #[tokio::test]
 async fn backend_input_headers_filter_again_what_the_endpoint_forwards() {
-    // DESIGN.md: a backend's inputHeaders is a second-level filter over the endpoint's list.
+    // docs/configuration.md: a backend's inputHeaders is a second-level filter over the endpoint's list.
     let a = json_backend(200, r#"{"a":1}"#).await;
     let b = json_backend(200, r#"{"b":1}"#).await;
     let gw = gateway(&format!(

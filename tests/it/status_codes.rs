@@ -1,4 +1,4 @@
-//! DESIGN.md "Status codes" table, row by row, against real loopback backends.
+//! docs/semantics.md "Status codes" table, row by row, against real loopback backends.
 //! (The endpoint `maxRate` / `clientMaxRate` rows are not implemented yet and not tested.)
 
 use crate::support::*;

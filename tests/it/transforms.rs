@@ -1,5 +1,5 @@
 //! Per-backend transforms (target, allow, deny, mapping, group, isCollection, flatmap),
-//! concurrentCalls, sequential calls and static responses, per DESIGN.md.
+//! concurrentCalls, sequential calls and static responses, per docs/semantics.md and docs/configuration.md.
 
 use crate::support::*;
 
@@ -227,7 +227,7 @@ async fn flatmap_append_adds_source_items_to_destination_array() {
     )
     .await;
     assert_eq!(r.status, 200);
-    // Whether `a` is kept afterwards is not specified in DESIGN.md; only `b` is checked.
+    // Whether `a` is kept afterwards is not specified by KrakenD's documentation; only `b` is checked.
     assert_eq!(r.json()["b"], json!([3, 1, 2]));
 }
 

@@ -1,4 +1,4 @@
-//! The gateway settings file (DESIGN.md "Gateway settings").
+//! The gateway settings file (docs/configuration.md, "Gateway settings").
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! Authentication of an endpoint (DESIGN.md "Authentication"): JWT validation against a JSON
+//! Authentication of an endpoint (docs/configuration.md, "Authentication"): JWT validation against a JSON
 //! Web Key Set, and API keys from a file. Validated values only; the data plane compiles them.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! Serde types of the `Endpoint` spec, camelCase as in DESIGN.md. Unknown fields are refused
+//! Serde types of the `Endpoint` spec, camelCase as in docs/configuration.md. Unknown fields are refused
 //! so that a typo never silently changes behaviour.
 
 use std::collections::BTreeMap;

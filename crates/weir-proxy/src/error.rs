@@ -1,4 +1,4 @@
-//! Why a backend call failed. Every variant counts as a failed backend (DESIGN.md status
+//! Why a backend call failed. Every variant counts as a failed backend (docs/semantics.md status
 //! table); the variant decides the log text and the metrics outcome.
 
 use bytes::Bytes;

@@ -1,4 +1,4 @@
-//! Authentication of endpoint requests (DESIGN.md "Authentication"), checked before the rate
+//! Authentication of endpoint requests (docs/configuration.md, "Authentication"), checked before the rate
 //! limits and before any backend is called:
 //!
 //! ```text

@@ -1,4 +1,4 @@
-//! Backend decoders and output renderers (DESIGN.md encodings).
+//! Backend decoders and output renderers (docs/semantics.md, "Encodings").
 //!
 //! Every decoder and renderer is linear in its input. Decoding is bounded twice: a body
 //! longer than its backend's `maxResponseSize` is refused before parsing, and a body whose

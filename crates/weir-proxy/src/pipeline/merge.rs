@@ -1,4 +1,4 @@
-//! Merging backend answers in arrival order, and mapping the outcome onto DESIGN.md's
+//! Merging backend answers in arrival order, and mapping the outcome onto docs/semantics.md's
 //! status table (complete, partial, all failed, detailed errors, `returnCode`).
 
 use bytes::Bytes;

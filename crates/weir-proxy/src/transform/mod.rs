@@ -1,7 +1,7 @@
 //! Per-backend response manipulation with KrakenD (lura) semantics.
 //!
 //! Every function works on the decoded JSON object of one backend response.
-//! The pipeline applies them in DESIGN.md's order: `target`, `allow`/`deny`,
+//! The pipeline applies them in the documented order (docs/configuration.md, "Backend"): `target`, `allow`/`deny`,
 //! `mapping`, `group`; a backend with `flatmap` operations uses them in place
 //! of `allow`/`deny`/`mapping` (see `backend::apply_transforms`).
 //!
@@ -18,7 +18,7 @@ pub use flatmap::flatmap;
 use flatmap::CompiledOp;
 
 /// A backend's transforms compiled once: paths split, the allow tree built, in the order
-/// DESIGN.md gives (target → allow/deny → mapping → group; flatmap replaces
+/// docs/configuration.md gives (target → allow/deny → mapping → group; flatmap replaces
 /// allow/deny/mapping).
 #[derive(Debug, Default)]
 pub struct TransformPlan {
