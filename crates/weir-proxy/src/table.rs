@@ -8,6 +8,7 @@ use std::sync::Arc;
 use weir_model::{self as model, Gateway, RouteKey};
 
 use crate::auth::AuthRegistry;
+use crate::plan::cors::CorsPlan;
 use crate::plan::{compile_endpoint, CompiledEndpoint};
 use crate::router::{BuildError, Routed, Router};
 use crate::telemetry::metrics::Metrics;
@@ -103,6 +104,8 @@ pub struct RouteTable {
     by_model: HashMap<usize, Arc<CompiledEndpoint>>,
     /// Key sets and key files, handed on from table to table.
     auth: Arc<AuthRegistry>,
+    /// The CORS policy, compiled (`None`: CORS off).
+    cors: Option<CorsPlan>,
 }
 
 impl RouteTable {
@@ -203,6 +206,7 @@ impl RouteTable {
             by_key,
             by_model,
             auth,
+            cors: gateway.settings.cors.as_ref().map(CorsPlan::compile),
         })
     }
 
@@ -227,6 +231,11 @@ impl RouteTable {
                 c.forget_idle();
             }
         }
+    }
+
+    /// The compiled CORS policy, when CORS is on.
+    pub fn cors(&self) -> Option<&CorsPlan> {
+        self.cors.as_ref()
     }
 
     /// Gateway-wide settings of this snapshot.

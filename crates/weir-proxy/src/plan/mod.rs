@@ -6,6 +6,7 @@
 //! are resolved per endpoint and backend, static data is shared.
 
 pub mod client_key;
+pub mod cors;
 pub mod filter;
 pub mod url;
 

@@ -7,7 +7,7 @@
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 
-use weir_model::Cors;
+use crate::plan::cors::CorsPlan;
 
 use crate::{empty, Body};
 
@@ -16,45 +16,7 @@ pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
     method == Method::OPTIONS && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
-fn origin_allowed(cors: &Cors, origin: &str) -> bool {
-    if cors.any_origin() {
-        return true;
-    }
-    let origin = origin.to_ascii_lowercase();
-    cors.allow_origins
-        .iter()
-        .any(|allowed| match allowed.split_once('*') {
-            // One wildcard, as in `https://*.example.com`.
-            Some((prefix, suffix)) => {
-                origin.len() >= prefix.len() + suffix.len()
-                    && origin.starts_with(prefix)
-                    && origin.ends_with(suffix)
-            }
-            None => *allowed == origin,
-        })
-}
-
-fn method_allowed(cors: &Cors, method: &str) -> bool {
-    // A preflight's own method is always acceptable.
-    method.eq_ignore_ascii_case("OPTIONS")
-        || cors
-            .allow_methods
-            .iter()
-            .any(|m| m.eq_ignore_ascii_case(method))
-}
-
-fn headers_allowed(cors: &Cors, requested: &str) -> bool {
-    if cors.allow_headers.iter().any(|h| h == "*") {
-        return true;
-    }
-    requested
-        .split(',')
-        .map(|h| h.trim().to_ascii_lowercase())
-        .filter(|h| !h.is_empty())
-        .all(|h| h == "origin" || cors.allow_headers.contains(&h))
-}
-
-fn allow_origin_value(cors: &Cors, origin: &HeaderValue) -> HeaderValue {
+fn allow_origin_value(cors: &CorsPlan, origin: &HeaderValue) -> HeaderValue {
     if cors.any_origin() {
         HeaderValue::from_static("*")
     } else {
@@ -64,7 +26,7 @@ fn allow_origin_value(cors: &Cors, origin: &HeaderValue) -> HeaderValue {
 
 /// The gateway's own answer to a preflight: always 204, with the allow-* headers only when
 /// the origin, the requested method and every requested header are allowed.
-pub fn preflight(cors: &Cors, headers: &HeaderMap) -> Response<Body> {
+pub fn preflight(cors: &CorsPlan, headers: &HeaderMap) -> Response<Body> {
     let mut resp = Response::new(empty());
     *resp.status_mut() = StatusCode::NO_CONTENT;
     let out = resp.headers_mut();
@@ -78,18 +40,15 @@ pub fn preflight(cors: &Cors, headers: &HeaderMap) -> Response<Body> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return resp;
     };
-    let Ok(origin_text) = origin.to_str() else {
-        return resp;
-    };
     let method = headers
         .get(header::ACCESS_CONTROL_REQUEST_METHOD)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let requested = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS);
     let requested_text = requested.and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !origin_allowed(cors, origin_text)
-        || !method_allowed(cors, method)
-        || !headers_allowed(cors, requested_text)
+    if !cors.origin_allowed(origin.as_bytes())
+        || !cors.method_allowed(method)
+        || !cors.headers_allowed(requested_text)
     {
         return resp;
     }
@@ -103,30 +62,30 @@ pub fn preflight(cors: &Cors, headers: &HeaderMap) -> Response<Body> {
     if let Some(h) = requested.filter(|_| !requested_text.trim().is_empty()) {
         out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, h.clone());
     }
-    if cors.allow_credentials {
+    if cors.credentials {
         out.insert(
             header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
             HeaderValue::from_static("true"),
         );
     }
-    if let Some(age) = cors.max_age.filter(|a| !a.is_zero()) {
-        out.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from(age.as_secs()),
-        );
+    if let Some(age) = &cors.max_age {
+        out.insert(header::ACCESS_CONTROL_MAX_AGE, age.clone());
     }
     resp
 }
 
 /// Adds the CORS headers of an actual (non-preflight) request to its response.
-pub fn decorate(cors: &Cors, origin: Option<&HeaderValue>, method: &Method, out: &mut HeaderMap) {
+pub fn decorate(
+    cors: &CorsPlan,
+    origin: Option<&HeaderValue>,
+    method: &Method,
+    out: &mut HeaderMap,
+) {
     out.append(header::VARY, HeaderValue::from_static("Origin"));
     let Some(origin) = origin else {
         return;
     };
-    let allowed = origin
-        .to_str()
-        .is_ok_and(|o| origin_allowed(cors, o) && method_allowed(cors, method.as_str()));
+    let allowed = cors.origin_allowed(origin.as_bytes()) && cors.method_allowed(method.as_str());
     if !allowed {
         return;
     }
@@ -134,12 +93,10 @@ pub fn decorate(cors: &Cors, origin: Option<&HeaderValue>, method: &Method, out:
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         allow_origin_value(cors, origin),
     );
-    if !cors.expose_headers.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&cors.expose_headers.join(", ")) {
-            out.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v);
-        }
+    if let Some(v) = &cors.expose {
+        out.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v.clone());
     }
-    if cors.allow_credentials {
+    if cors.credentials {
         out.insert(
             header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
             HeaderValue::from_static("true"),
@@ -151,15 +108,15 @@ pub fn decorate(cors: &Cors, origin: Option<&HeaderValue>, method: &Method, out:
 mod tests {
     use super::*;
 
-    fn cors(origins: &[&str]) -> Cors {
-        Cors {
+    fn cors(origins: &[&str]) -> CorsPlan {
+        CorsPlan::compile(&weir_model::Cors {
             allow_origins: origins.iter().map(|s| s.to_string()).collect(),
             allow_methods: vec!["GET".into(), "POST".into()],
             allow_headers: vec!["content-type".into()],
             expose_headers: vec!["Content-Length".into()],
             max_age: Some(std::time::Duration::from_secs(3600)),
             allow_credentials: false,
-        }
+        })
     }
 
     fn request(pairs: &[(&'static str, &'static str)]) -> HeaderMap {

@@ -209,7 +209,7 @@ async fn serve(
     };
     shared.metrics().in_flight.inc();
     let serve_admin = matches!(role, Role::Admin | Role::Proxy { with_admin: true });
-    let cors_policy = settings.cors.as_ref().filter(|_| role != Role::Admin);
+    let cors_policy = table.cors().filter(|_| role != Role::Admin);
     let origin = cors_policy.and_then(|_| req.headers().get(header::ORIGIN).cloned());
     let preflight = cors_policy.is_some() && cors::is_preflight(&method, req.headers());
     let is_admin = serve_admin && admin::claims(settings, &path);
