@@ -137,10 +137,11 @@ endpoints:
         "- path: /c\n  backends: [{hosts: [\"http://127.0.0.1:1\"], urlPattern: /c}]\n",
     ));
     gw.wait_generation_above(before).await;
+    let rejected = gw.rejected_reloads();
     gw.rewrite(&cfg(
         "- path: /c\n  backends: [{hosts: [], urlPattern: /c}]\n",
     ));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.wait_rejected_above(rejected).await;
     let t = get(&gw.url("/__stats")).await.text();
     let backend = format!("{}/b", bad.url());
     assert_eq!(
@@ -165,6 +166,40 @@ endpoints:
     );
     assert_eq!(value(&t, "weir_config_generation"), Some(2.0));
     assert_eq!(value(&t, "weir_endpoints_served"), Some(2.0));
+}
+
+#[tokio::test]
+async fn series_of_removed_endpoints_leave_the_registry() {
+    let ok = json_backend(200, "{}").await;
+    let cfg = |paths: &[&str]| {
+        let mut text = String::from("stats: {enabled: true}\nendpoints:\n");
+        for p in paths {
+            text += &format!(
+                "- path: {p}\n  backends: [{{hosts: [{}], urlPattern: /b}}]\n",
+                ok.url()
+            );
+        }
+        text
+    };
+    let gw = gateway(&cfg(&["/keep", "/gone"])).await;
+    for p in ["/keep", "/gone"] {
+        assert_eq!(get(&gw.url(p)).await.status, 200);
+    }
+    let t = get(&gw.url("/__stats")).await.text();
+    assert!(t.contains("endpoint=\"/gone\""), "{t}");
+    let before = gw.generation();
+    gw.rewrite(&cfg(&["/keep"]));
+    gw.wait_generation_above(before).await;
+    let t = get(&gw.url("/__stats")).await.text();
+    assert!(!t.contains("endpoint=\"/gone\""), "{t}");
+    assert_eq!(
+        value(
+            &t,
+            "weir_requests_total{endpoint=\"/keep\",method=\"GET\",status=\"200\"}"
+        ),
+        Some(1.0),
+        "{t}"
+    );
 }
 
 #[tokio::test]

@@ -233,6 +233,42 @@ impl RouteTable {
         }
     }
 
+    /// What `previous` served that this table does not, as metric labels: the (template,
+    /// method) pairs and the templates no endpoint here has. Cheap when nothing left: an
+    /// endpoint still here is found by the address of its model or by its route.
+    pub fn departed(&self, previous: &RouteTable) -> (Vec<(String, String)>, Vec<String>) {
+        let gone: Vec<&CompiledEndpoint> = previous
+            .endpoints
+            .iter()
+            .filter(|ep| {
+                !self.by_model.contains_key(&model_addr(&ep.model))
+                    && !self.by_key.contains_key(ep.route.as_ref())
+            })
+            .map(|ep| ep.as_ref())
+            .collect();
+        if gone.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let mut pairs_here = std::collections::HashSet::new();
+        let mut templates_here = std::collections::HashSet::new();
+        for ep in &self.endpoints {
+            pairs_here.insert((ep.model.path.as_str(), ep.model.method.as_str()));
+            templates_here.insert(ep.model.path.as_str());
+        }
+        let mut pairs = Vec::new();
+        let mut templates = Vec::new();
+        for ep in gone {
+            let (t, m) = (ep.model.path.as_str(), ep.model.method.as_str());
+            if !pairs_here.contains(&(t, m)) {
+                pairs.push((t.to_string(), m.to_string()));
+            }
+            if !templates_here.contains(t) && !templates.iter().any(|x| x == t) {
+                templates.push(t.to_string());
+            }
+        }
+        (pairs, templates)
+    }
+
     /// The compiled CORS policy, when CORS is on.
     pub fn cors(&self) -> Option<&CorsPlan> {
         self.cors.as_ref()

@@ -210,7 +210,9 @@ impl Shared {
         }
         crate::telemetry::log::apply_format(gateway.settings.log_format);
         self.apply_tracing(gateway.settings.tracing.as_ref());
+        let (pairs, templates) = table.departed(&current);
         self.table.store(Arc::new(table));
+        self.metrics.forget_endpoints(&pairs, &templates);
         self.metrics.count_reload("applied");
         self.metrics.generation.set(generation as i64);
         self.metrics.endpoints.set(endpoints);

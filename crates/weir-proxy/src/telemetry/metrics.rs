@@ -106,6 +106,37 @@ impl Default for Metrics {
     }
 }
 
+/// The labels of one series, by name.
+struct Labels<'a>(&'a [(&'a str, &'a str)]);
+
+impl Labels<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+}
+
+/// Removes the series of `vec` whose labels `gone` picks.
+fn drop_series<T: prometheus::core::MetricVecBuilder>(
+    vec: &prometheus::core::MetricVec<T>,
+    gone: &dyn Fn(&Labels<'_>) -> bool,
+) {
+    use prometheus::core::Collector;
+    for family in vec.collect() {
+        for metric in family.get_metric() {
+            let pairs: Vec<(&str, &str)> = metric
+                .get_label()
+                .iter()
+                .map(|l| (l.name(), l.value()))
+                .collect();
+            if gone(&Labels(&pairs)) {
+                let labels: std::collections::HashMap<&str, &str> = pairs.iter().copied().collect();
+                // Only fails for a series already gone: nothing to do then.
+                let _ = vec.remove(&labels);
+            }
+        }
+    }
+}
+
 fn must<T>(r: prometheus::Result<T>) -> T {
     // Only fails for invalid names or duplicate registration: programming errors caught by
     // the tests, not run-time conditions.
@@ -414,6 +445,43 @@ impl Metrics {
             .inc();
     }
 
+    /// Drops the series of endpoints that left the table, so that creating and deleting
+    /// routes does not grow the registry: `pairs` are the (template, method) pairs no
+    /// endpoint serves any more, `templates` the templates no endpoint has any more (the
+    /// series labelled by template only).
+    pub fn forget_endpoints(&self, pairs: &[(String, String)], templates: &[String]) {
+        if pairs.is_empty() && templates.is_empty() {
+            return;
+        }
+        let by_pair = |labels: &Labels<'_>| {
+            let (Some(e), Some(m)) = (labels.get("endpoint"), labels.get("method")) else {
+                return false;
+            };
+            pairs.iter().any(|(t, pm)| t == e && pm == m)
+        };
+        let by_template = |labels: &Labels<'_>| {
+            labels
+                .get("endpoint")
+                .is_some_and(|e| templates.iter().any(|t| t == e))
+        };
+        drop_series(&self.requests, &by_pair);
+        drop_series(&self.request_duration, &by_pair);
+        for vec in [
+            &self.backend_calls,
+            &self.rejections,
+            &self.client_evictions,
+            &self.auth_rejections,
+            &self.partial,
+            &self.request_bytes,
+            &self.response_bytes,
+            &self.grpc_calls,
+        ] {
+            drop_series(vec, &by_template);
+        }
+        drop_series(&self.backend_duration, &by_template);
+        drop_series(&self.breaker_state, &by_template);
+    }
+
     /// Counts one reload by result: `applied`, `unchanged` or `rejected`.
     pub fn count_reload(&self, result: &str) {
         self.reloads.with_label_values(&[result]).inc();
@@ -609,5 +677,34 @@ mod tests {
             text.contains("weir_rate_limit_client_evictions_total{endpoint=\"/r/{id}\"} 3"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn departed_endpoints_leave_the_registry() {
+        let m = Metrics::new();
+        for (t, meth) in [("/a", "GET"), ("/a", "POST"), ("/b", "GET")] {
+            m.requests.with_label_values(&[t, meth, "200"]).inc();
+            m.request_duration
+                .with_label_values(&[t, meth])
+                .observe(0.1);
+            m.backend_calls
+                .with_label_values(&[t, "http://x", "ok"])
+                .inc();
+        }
+        m.client_evictions("/b").inc();
+        // POST /a left, /a still has GET: only the POST series go.
+        m.forget_endpoints(&[("/a".into(), "POST".into())], &[]);
+        let text = m.render();
+        assert!(!text.contains("endpoint=\"/a\",method=\"POST\""), "{text}");
+        assert!(text.contains("endpoint=\"/a\",method=\"GET\""), "{text}");
+        assert!(
+            text.contains("weir_backend_calls_total{backend=\"http://x\",endpoint=\"/a\""),
+            "{text}"
+        );
+        // /b left entirely: every series labelled with it goes.
+        m.forget_endpoints(&[("/b".into(), "GET".into())], &["/b".into()]);
+        let text = m.render();
+        assert!(!text.contains("endpoint=\"/b\""), "{text}");
+        assert!(text.contains("endpoint=\"/a\""), "{text}");
     }
 }
