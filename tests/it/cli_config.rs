@@ -342,7 +342,18 @@ async fn converted_krakend_files_load_as_they_are() {
 
 #[test]
 fn examples_and_deploy_pass_an_offline_check() {
-    let out = weir_in(&root(), &["check", "examples/endpoints", "deploy/"]);
+    // The README's quick start and the demo are gateway files of their own (each has a
+    // settings document), so they are checked as separate paths.
+    let out = weir_in(
+        &root(),
+        &[
+            "check",
+            "examples/quickstart.yaml",
+            "examples/demo.yaml",
+            "examples/endpoints",
+            "deploy/",
+        ],
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let err = stderr(&out);
     assert_eq!(
