@@ -846,16 +846,18 @@ fn a_krakend_validator_endpoint_is_served_protected() {
             "roles": ["admin"], "propagate_claims": [["sub", "x-user"]], "cache": true,
             "cache_duration": 300, "operation_debug": true}},
           "backend": [{"host": ["http://b"], "url_pattern": "/u/{JWT.sub}"}]},
-          {"endpoint": "/token", "extra_config": {"auth/signer": {"alg": "HS256"}},
+          {"endpoint": "/token", "extra_config": {"auth/signer": {"alg": "HS256", "kid": "k",
+            "keys_to_sign": ["t"], "jwk_local_path": "/k.json", "jwk_fingerprints": []}},
            "backend": [{"host": ["http://b"], "url_pattern": "/t"}]}]}"#,
     )
     .unwrap();
     let loaded = weir::config::load(&path).unwrap();
-    assert_eq!(
-        loaded.gateway.endpoints.len(),
-        1,
-        "the signer endpoint is left out"
-    );
+    assert_eq!(loaded.gateway.endpoints.len(), 2, "both are served");
+    let signer = loaded.gateway.endpoints[1]
+        .token_signer
+        .as_ref()
+        .expect("the signer maps onto tokenSigner");
+    assert_eq!(signer.keys_to_sign, ["t"]);
     let jwt = loaded.gateway.endpoints[0]
         .auth
         .as_ref()
@@ -868,5 +870,140 @@ fn a_krakend_validator_endpoint_is_served_protected() {
         w.contains("auth/validator option \"operation_debug\""),
         "{w}"
     );
-    assert!(w.contains("auth/signer"), "{w}");
+    assert!(w.contains("auth/signer option \"jwk_fingerprints\""), "{w}");
+}
+
+// ------------------------------------------------------------------ token signing
+
+#[tokio::test]
+async fn signed_tokens_verify_with_the_signers_public_key_and_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    // ES256 from a PEM private key; its public half as the validator's key set.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let pem = dir.path().join("signer.pem");
+    std::fs::write(&pem, key.serialize_pem()).unwrap();
+    let point = key.public_key_raw();
+    let public = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1",
+        "x": b64(&point[1..33]), "y": b64(&point[33..65])}]});
+    let public_file = dir.path().join("public.json");
+    std::fs::write(&public_file, public.to_string()).unwrap();
+    // HS256 from an oct key of a key set file.
+    let oct = hmac("sim", b"0123456789abcdef0123456789abcdef");
+    let oct_file = dir.path().join("oct.json");
+    std::fs::write(&oct_file, jwks(&[&oct])).unwrap();
+
+    let c = claims(json!({}));
+    let answer = json!({"access_token": c, "refresh_token": c, "note": "kept"}).to_string();
+    let idp = json_backend(200, answer.leak()).await;
+    let gw = gateway(&format!(
+        "endpoints:
+- path: /token/es
+  cacheTTL: 1h
+  tokenSigner: {{keysToSign: [access_token, missing], algorithm: ES256, kid: k1, keyFile: {pem}}}
+  backends: [{{hosts: [{idp}], urlPattern: /t}}]
+- path: /token/hs
+  tokenSigner: {{keysToSign: [access_token, refresh_token], algorithm: HS256, kid: sim, jwksFile: {oct}}}
+  backends: [{{hosts: [{idp}], urlPattern: /t}}]
+- path: /private/es
+  auth: {{jwt: {{jwksFile: {public}, algorithms: [ES256], issuer: \"https://idp.test\", audience: [api]}}}}
+  backends: [{{hosts: [{idp}], urlPattern: /t}}]
+- path: /private/hs
+  auth: {{jwt: {{jwksFile: {oct}, algorithms: [HS256]}}}}
+  backends: [{{hosts: [{idp}], urlPattern: /t}}]
+",
+        pem = pem.display(),
+        oct = oct_file.display(),
+        public = public_file.display(),
+        idp = idp.url(),
+    ))
+    .await;
+
+    let r = support::get(&gw.url("/token/es")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("cache-control"),
+        None,
+        "a signed answer is never cached publicly"
+    );
+    assert_eq!(r.header("x-weir-completed"), Some("true"));
+    let body = r.json();
+    assert_eq!(body["note"], "kept");
+    assert!(
+        body["refresh_token"].is_object(),
+        "only listed fields are signed"
+    );
+    let es = body["access_token"]
+        .as_str()
+        .expect("a compact token")
+        .to_string();
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(es.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header, json!({"alg": "ES256", "kid": "k1", "typ": "JWT"}));
+    assert_eq!(bearer(&gw.url("/private/es"), &es).await.status, 200);
+    // Tampered: the validator refuses it.
+    let mut forged = es.clone();
+    forged.insert(forged.len() / 2, 'x');
+    assert_eq!(bearer(&gw.url("/private/es"), &forged).await.status, 401);
+
+    let body = support::get(&gw.url("/token/hs")).await.json();
+    for field in ["access_token", "refresh_token"] {
+        let t = body[field].as_str().expect("signed");
+        assert_eq!(
+            bearer(&gw.url("/private/hs"), t).await.status,
+            200,
+            "{field}"
+        );
+    }
+}
+
+#[test]
+fn token_signer_configuration_is_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |signer: &str| {
+        let p = dir.path().join("g.yaml");
+        std::fs::write(
+            &p,
+            format!("endpoints:\n- path: /t\n  tokenSigner: {signer}\n  backends: [{{hosts: [\"http://127.0.0.1:1\"], urlPattern: /t}}]\n"),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .arg("check")
+            .arg(&p)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for (signer, want) in [
+        (
+            "{keysToSign: [t], algorithm: RS256, jwksFile: /x.json, kid: a}",
+            "tokenSigner.keyFile: RS256 needs a private key",
+        ),
+        (
+            "{keysToSign: [t], algorithm: HS256, jwksFile: /x.json}",
+            "tokenSigner.kid: required with a key set",
+        ),
+        (
+            "{keysToSign: [], algorithm: HS256, jwksFile: /x.json, kid: a}",
+            "tokenSigner.keysToSign",
+        ),
+        (
+            "{keysToSign: [t], algorithm: ES256, keyFile: /no/such.pem}",
+            "/no/such.pem",
+        ),
+        (
+            "{keysToSign: [t], algorithm: HS256, keyFile: /k.pem}",
+            "signs with a shared secret",
+        ),
+    ] {
+        let (code, err) = check(signer);
+        assert_eq!(code, Some(1), "{signer}: {err}");
+        assert!(err.contains(want), "{signer}: want {want:?} in {err}");
+    }
 }

@@ -729,6 +729,19 @@ fn map_endpoint(
                     cx.unknown_keys("endpoint proxy option ", &p.other, &at);
                 }
             }
+            "auth/signer" => match super::krakend_auth::signer(value) {
+                Ok(m) => {
+                    for key in m.unsupported {
+                        cx.unsupported(format!("auth/signer option \"{key}\""), at.clone());
+                    }
+                    spec.token_signer = Some(m.signer);
+                }
+                Err(errors) => {
+                    for (f, message) in errors {
+                        cx.err(Some(path), format!("{field}.{f}"), message);
+                    }
+                }
+            },
             "auth/validator" => match super::krakend_auth::validator(value) {
                 Ok(m) => {
                     for key in m.unsupported {

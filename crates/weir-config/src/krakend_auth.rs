@@ -14,16 +14,110 @@
 //! | `cache`, `cache_duration` (seconds) | `cacheTTL` (Weir always caches) |
 //!
 //! Any other option is reported by name; differences in meaning become notes.
+//!
+//! `auth/signer` maps onto an endpoint's `tokenSigner`: `alg` → `algorithm`, `kid`,
+//! `keys_to_sign` → `keysToSign`, `jwk_url` / `jwk_local_path` → `jwksUrl` / `jwksFile`,
+//! `jwk_local_ca` → `caFile`, `disable_jwk_security` → `allowHttp`, `cache_duration` →
+//! `cacheTTL`. Weir signs HS algorithms with the set's `oct` key and the others with a PEM
+//! `keyFile`, which KrakenD has no field for; `full: true` (JSON serialization) is not
+//! implemented. Both refuse the import with a message saying what to do.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use weir_model::spec::{AuthSpec, JwtAlgorithmSpec, JwtSpec, ScopesMatcherSpec};
+use weir_model::spec::{AuthSpec, JwtAlgorithmSpec, JwtSpec, ScopesMatcherSpec, TokenSignerSpec};
 
-/// Namespaces this module maps (an endpoint using them is served, protected).
-pub const MAPPED: [&str; 1] = ["auth/validator"];
+/// Namespaces this module maps (an endpoint using them is served, protected or signing).
+pub const MAPPED: [&str; 2] = ["auth/validator", "auth/signer"];
+
+/// A mapped signer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedSigner {
+    /// The `tokenSigner` block.
+    pub signer: TokenSignerSpec,
+    /// Options Weir does not implement, by name.
+    pub unsupported: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct KSigner {
+    #[serde(default)]
+    alg: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    keys_to_sign: Vec<String>,
+    #[serde(default)]
+    jwk_url: Option<String>,
+    #[serde(default)]
+    jwk_local_path: Option<String>,
+    #[serde(default)]
+    jwk_local_ca: Option<String>,
+    #[serde(default)]
+    disable_jwk_security: bool,
+    #[serde(default)]
+    full: bool,
+    #[serde(default)]
+    cache: Option<bool>,
+    #[serde(default)]
+    cache_duration: Option<u64>,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+/// Maps an `auth/signer` body; errors are `(field inside the namespace, message)`.
+pub fn signer(value: &Value) -> Result<MappedSigner, Vec<(String, String)>> {
+    let v: KSigner = serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        vec![(field, e.into_inner().to_string())]
+    })?;
+    let mut errors = Vec::new();
+    let alg_text = v.alg.as_deref().unwrap_or("RS256");
+    let algorithm = serde_json::from_value::<JwtAlgorithmSpec>(Value::String(alg_text.into())).ok();
+    match algorithm {
+        None => errors.push((
+            "alg".to_string(),
+            format!("{alg_text:?} is not supported (Weir signs HS256/384/512, RS256/384/512, PS256/384/512, ES256/384 and EdDSA)"),
+        )),
+        Some(JwtAlgorithmSpec::Hs256 | JwtAlgorithmSpec::Hs384 | JwtAlgorithmSpec::Hs512) => {}
+        Some(_) => errors.push((
+            "alg".to_string(),
+            format!("{alg_text}: Weir signs it with a PEM private key (tokenSigner.keyFile), not a private JWK; convert the key and write the endpoint's tokenSigner by hand"),
+        )),
+    }
+    if v.full {
+        errors.push((
+            "full".into(),
+            "the JSON serialization of the token is not implemented (compact tokens only)".into(),
+        ));
+    }
+    if v.keys_to_sign.is_empty() {
+        errors.push(("keys_to_sign".into(), "lists no field to sign".into()));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let cache_ttl = match (v.cache, v.cache_duration) {
+        (_, Some(secs)) if secs > 0 => Some(format!("{secs}s")),
+        _ => None,
+    };
+    Ok(MappedSigner {
+        signer: TokenSignerSpec {
+            keys_to_sign: v.keys_to_sign,
+            algorithm,
+            kid: v.kid.filter(|k| !k.is_empty()),
+            jwks_url: v.jwk_url.filter(|u| !u.is_empty()),
+            jwks_file: v.jwk_local_path.filter(|p| !p.is_empty()),
+            key_file: None,
+            cache_ttl,
+            ca_file: v.jwk_local_ca.filter(|c| !c.is_empty()),
+            allow_http: v.disable_jwk_security,
+        },
+        unsupported: v.other.keys().cloned().collect(),
+    })
+}
 
 /// A mapped validator.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,6 +262,25 @@ pub fn validator(value: &Value) -> Result<MappedAuth, Vec<(String, String)>> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn signer_maps_and_refuses_what_it_cannot_do() {
+        let m = signer(&json!({
+            "alg": "HS256", "kid": "sim2", "keys_to_sign": ["access_token"],
+            "jwk_url": "http://127.0.0.1:8081/jwk/symmetric", "disable_jwk_security": true,
+            "cache_duration": 60, "jwk_fingerprints": ["x"]
+        }))
+        .unwrap();
+        assert_eq!(m.signer.algorithm, Some(JwtAlgorithmSpec::Hs256));
+        assert_eq!(m.signer.keys_to_sign, ["access_token"]);
+        assert!(m.signer.allow_http);
+        assert_eq!(m.signer.cache_ttl.as_deref(), Some("60s"));
+        assert_eq!(m.unsupported, ["jwk_fingerprints"]);
+        let e = signer(&json!({"alg": "RS256", "keys_to_sign": ["t"], "full": true})).unwrap_err();
+        let fields: Vec<&str> = e.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["alg", "full"]);
+        assert!(e[0].1.contains("keyFile"), "{e:?}");
+    }
 
     #[test]
     fn maps_every_field() {

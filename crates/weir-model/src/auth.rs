@@ -234,3 +234,31 @@ mod tests {
         assert!(ClaimPath::parse("https://example.com/roles").is_ok());
     }
 }
+
+/// Where a token signer's key comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SignerKey {
+    /// The `oct` key named by `kid` in a key set (HS algorithms), cached like a validator's.
+    Jwks {
+        /// The key set.
+        source: JwksSource,
+        /// How long a fetched set is used.
+        cache_ttl: Duration,
+    },
+    /// A PEM private key (RS, PS, ES and EdDSA algorithms), read when the table is built.
+    Pem(PathBuf),
+}
+
+/// Signs fields of an endpoint's answer as JWTs (KrakenD's `auth/signer`): each field named
+/// in `keys_to_sign` that the answer has is replaced by the compact JWS of its JSON value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenSigner {
+    /// Top-level fields of the answer to sign.
+    pub keys_to_sign: Vec<String>,
+    /// The signature algorithm.
+    pub algorithm: JwtAlgorithm,
+    /// `kid` of the token header, and of the key in a key set.
+    pub kid: Option<String>,
+    /// The signing key.
+    pub key: SignerKey,
+}

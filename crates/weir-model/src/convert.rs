@@ -11,6 +11,7 @@ use crate::{
 
 use crate::auth::{
     self as model_auth, ApiKeys, Auth, ClaimPath, JwksSource, JwtAlgorithm, JwtAuth, ScopesMatcher,
+    SignerKey, TokenSigner,
 };
 use crate::spec::*;
 
@@ -172,68 +173,200 @@ fn header_name(text: &str) -> Result<String, String> {
         .map_err(|_| format!("{text:?} is not a valid header name"))
 }
 
+/// The key set of `jwksUrl` or `jwksFile` (exactly one), with its `caFile` and `allowHttp`;
+/// `f` names a field of the block.
+fn jwks_source(
+    f: &dyn Fn(&str) -> String,
+    url: Option<&String>,
+    file: Option<&String>,
+    allow_http: bool,
+    ca_file: Option<&String>,
+    err: &mut dyn FnMut(String, String),
+) -> Option<JwksSource> {
+    let keys = match (url, file) {
+        (Some(_), Some(_)) => {
+            err(
+                f("jwksUrl"),
+                "set either jwksUrl or jwksFile, not both".into(),
+            );
+            None
+        }
+        (None, None) => {
+            err(
+                f("jwksUrl"),
+                "a key set is required: set jwksUrl or jwksFile".into(),
+            );
+            None
+        }
+        (None, Some(file)) => {
+            if file.is_empty() {
+                err(f("jwksFile"), "may not be empty".into());
+            }
+            Some(JwksSource::File(file.into()))
+        }
+        (Some(url), None) => match url.parse::<http::Uri>() {
+            Ok(uri) if uri.host().is_some() => {
+                let scheme = uri.scheme_str().unwrap_or("");
+                if scheme == "http" && !allow_http {
+                    err(
+                        f("jwksUrl"),
+                        format!("{url} is plain http: keys fetched in clear text can be replaced on the way; use https, or set allowHttp: true"),
+                    );
+                } else if scheme != "http" && scheme != "https" {
+                    err(
+                        f("jwksUrl"),
+                        format!("{url}: only http and https are supported"),
+                    );
+                }
+                Some(JwksSource::Url {
+                    url: uri,
+                    allow_http,
+                    ca_file: ca_file.map(Into::into),
+                })
+            }
+            _ => {
+                err(
+                    f("jwksUrl"),
+                    format!("{url:?} is not an absolute http(s) URL"),
+                );
+                None
+            }
+        },
+    };
+    if ca_file.is_some() && !matches!(keys, Some(JwksSource::Url { .. })) {
+        err(f("caFile"), "only applies to a jwksUrl".into());
+    }
+    keys
+}
+
+/// Converts a `tokenSigner` block; `field` prefixes error paths.
+pub fn token_signer(
+    spec: &TokenSignerSpec,
+    field: &str,
+    errors: &mut Vec<(String, String)>,
+) -> Option<TokenSigner> {
+    let mut err = |f: String, m: String| errors.push((f, m));
+    let f = |name: &str| format!("{field}.{name}");
+    if spec.keys_to_sign.is_empty() || spec.keys_to_sign.iter().any(String::is_empty) {
+        err(
+            f("keysToSign"),
+            "name at least one field of the answer, none empty".into(),
+        );
+    }
+    let Some(algorithm) = spec.algorithm.map(jwt_algorithm) else {
+        err(
+            f("algorithm"),
+            "required, e.g. HS256 or RS256 (none is never used)".into(),
+        );
+        return None;
+    };
+    let key = match &spec.key_file {
+        Some(file) => {
+            if spec.jwks_url.is_some() || spec.jwks_file.is_some() {
+                err(
+                    f("keyFile"),
+                    "set either keyFile or a key set (jwksUrl, jwksFile), not both".into(),
+                );
+            }
+            if algorithm.is_hmac() {
+                err(f("keyFile"), format!("{} signs with a shared secret: take it from a key set (jwksUrl or jwksFile)", algorithm.as_str()));
+            }
+            if file.is_empty() {
+                err(f("keyFile"), "may not be empty".into());
+            }
+            SignerKey::Pem(file.into())
+        }
+        None => {
+            if !algorithm.is_hmac() {
+                err(
+                    f("keyFile"),
+                    format!(
+                        "{} needs a private key: set keyFile (a key set holds public keys)",
+                        algorithm.as_str()
+                    ),
+                );
+            }
+            if spec.kid.is_none() {
+                err(
+                    f("kid"),
+                    "required with a key set: it names the key to sign with".into(),
+                );
+            }
+            let cache_ttl = match &spec.cache_ttl {
+                None => model_auth::DEFAULT_JWKS_TTL,
+                Some(t) => crate::parse_duration(t).unwrap_or_else(|e| {
+                    err(f("cacheTTL"), e.to_string());
+                    model_auth::DEFAULT_JWKS_TTL
+                }),
+            };
+            let source = jwks_source(
+                &f,
+                spec.jwks_url.as_ref(),
+                spec.jwks_file.as_ref(),
+                spec.allow_http,
+                spec.ca_file.as_ref(),
+                &mut err,
+            )?;
+            SignerKey::Jwks { source, cache_ttl }
+        }
+    };
+    Some(TokenSigner {
+        keys_to_sign: spec.keys_to_sign.clone(),
+        algorithm,
+        kid: spec.kid.clone().filter(|k| !k.is_empty()),
+        key,
+    })
+}
+
 /// Converts an `auth` block; `field` prefixes error paths (`auth`). An empty block (neither
 /// `jwt` nor `apiKeys`) converts to `None`: the endpoint is public.
 pub fn auth(spec: &AuthSpec, field: &str, errors: &mut Vec<(String, String)>) -> Option<Auth> {
     let mut err = |f: String, m: String| errors.push((f, m));
     let jwt = spec.jwt.as_ref().map(|j| {
         let f = |name: &str| format!("{field}.jwt.{name}");
-        let keys = match (&j.jwks_url, &j.jwks_file) {
-            (Some(_), Some(_)) => {
-                err(f("jwksUrl"), "set either jwksUrl or jwksFile, not both".into());
-                None
-            }
-            (None, None) => {
-                err(f("jwksUrl"), "a key set is required: set jwksUrl or jwksFile".into());
-                None
-            }
-            (None, Some(file)) => {
-                if file.is_empty() {
-                    err(f("jwksFile"), "may not be empty".into());
-                }
-                Some(JwksSource::File(file.into()))
-            }
-            (Some(url), None) => match url.parse::<http::Uri>() {
-                Ok(uri) if uri.host().is_some() => {
-                    let scheme = uri.scheme_str().unwrap_or("");
-                    if scheme == "http" && !j.allow_http {
-                        err(
-                            f("jwksUrl"),
-                            format!("{url} is plain http: keys fetched in clear text can be replaced on the way; use https, or set allowHttp: true"),
-                        );
-                    } else if scheme != "http" && scheme != "https" {
-                        err(f("jwksUrl"), format!("{url}: only http and https are supported"));
-                    }
-                    Some(JwksSource::Url {
-                        url: uri,
-                        allow_http: j.allow_http,
-                        ca_file: j.ca_file.as_ref().map(Into::into),
-                    })
-                }
-                _ => {
-                    err(f("jwksUrl"), format!("{url:?} is not an absolute http(s) URL"));
-                    None
-                }
-            },
-        };
-        if j.ca_file.is_some() && !matches!(keys, Some(JwksSource::Url { .. })) {
-            err(f("caFile"), "only applies to a jwksUrl".into());
-        }
-        let mut algorithms: Vec<JwtAlgorithm> = j.algorithms.iter().map(|a| jwt_algorithm(*a)).collect();
+        let keys = jwks_source(
+            &f,
+            j.jwks_url.as_ref(),
+            j.jwks_file.as_ref(),
+            j.allow_http,
+            j.ca_file.as_ref(),
+            &mut err,
+        );
+        let mut algorithms: Vec<JwtAlgorithm> =
+            j.algorithms.iter().map(|a| jwt_algorithm(*a)).collect();
         algorithms.sort_unstable();
         algorithms.dedup();
         if algorithms.is_empty() {
-            err(f("algorithms"), "list the accepted algorithms, e.g. [RS256] (none is never accepted)".into());
+            err(
+                f("algorithms"),
+                "list the accepted algorithms, e.g. [RS256] (none is never accepted)".into(),
+            );
         }
-        let claim = |name: &str, raw: Option<&String>, default: &str, err: &mut dyn FnMut(String, String)| {
+        let claim = |name: &str,
+                     raw: Option<&String>,
+                     default: &str,
+                     err: &mut dyn FnMut(String, String)| {
             let raw = raw.map_or(default, String::as_str);
             ClaimPath::parse(raw).unwrap_or_else(|e| {
                 err(f(name), e);
-                ClaimPath { raw: default.into(), steps: vec![default.into()] }
+                ClaimPath {
+                    raw: default.into(),
+                    steps: vec![default.into()],
+                }
             })
         };
-        let roles_claim = claim("rolesClaim", j.roles_claim.as_ref(), model_auth::DEFAULT_ROLES_CLAIM, &mut err);
-        let scopes_claim = claim("scopesClaim", j.scopes_claim.as_ref(), model_auth::DEFAULT_SCOPES_CLAIM, &mut err);
+        let roles_claim = claim(
+            "rolesClaim",
+            j.roles_claim.as_ref(),
+            model_auth::DEFAULT_ROLES_CLAIM,
+            &mut err,
+        );
+        let scopes_claim = claim(
+            "scopesClaim",
+            j.scopes_claim.as_ref(),
+            model_auth::DEFAULT_SCOPES_CLAIM,
+            &mut err,
+        );
         let mut propagate_claims = Vec::with_capacity(j.propagate_claims.len());
         for (i, [c, h]) in j.propagate_claims.iter().enumerate() {
             let at = f(&format!("propagateClaims[{i}]"));
@@ -242,17 +375,29 @@ pub fn auth(spec: &AuthSpec, field: &str, errors: &mut Vec<(String, String)>) ->
                 (Err(e), _) | (_, Err(e)) => err(at, e),
             }
         }
-        if let Some(c) = j.cookie.as_ref().filter(|c| c.is_empty() || c.contains([';', '=', ' '])) {
+        if let Some(c) = j
+            .cookie
+            .as_ref()
+            .filter(|c| c.is_empty() || c.contains([';', '=', ' ']))
+        {
             err(f("cookie"), format!("{c:?} is not a cookie name"));
         }
-        let dur = |name: &str, v: Option<&String>, default: Duration, err: &mut dyn FnMut(String, String)| match v {
+        let dur = |name: &str,
+                   v: Option<&String>,
+                   default: Duration,
+                   err: &mut dyn FnMut(String, String)| match v {
             None => default,
             Some(s) => crate::parse_duration(s).unwrap_or_else(|e| {
                 err(f(name), e.to_string());
                 default
             }),
         };
-        let cache_ttl = dur("cacheTTL", j.cache_ttl.as_ref(), model_auth::DEFAULT_JWKS_TTL, &mut err);
+        let cache_ttl = dur(
+            "cacheTTL",
+            j.cache_ttl.as_ref(),
+            model_auth::DEFAULT_JWKS_TTL,
+            &mut err,
+        );
         if cache_ttl < model_auth::MIN_JWKS_TTL {
             err(f("cacheTTL"), "must be at least 1s".into());
         }
@@ -261,7 +406,12 @@ pub fn auth(spec: &AuthSpec, field: &str, errors: &mut Vec<(String, String)>) ->
             keys,
             algorithms,
             issuer: j.issuer.clone().filter(|i| !i.is_empty()),
-            audience: j.audience.iter().filter(|a| !a.is_empty()).cloned().collect(),
+            audience: j
+                .audience
+                .iter()
+                .filter(|a| !a.is_empty())
+                .cloned()
+                .collect(),
             roles_claim,
             roles: j.roles.clone(),
             scopes_claim,
@@ -404,6 +554,14 @@ pub fn endpoint_to_model(
         None => settings.auth.clone(),
     };
     let has_jwt = endpoint_auth.as_ref().is_some_and(|a| a.jwt.is_some());
+    let token_signer = spec.token_signer.as_ref().and_then(|t| {
+        let mut problems = Vec::new();
+        let converted = token_signer(t, "tokenSigner", &mut problems);
+        for (f, m) in problems {
+            cx.err(f, m);
+        }
+        converted
+    });
     let static_response = spec.static_response.as_ref().map(|s| StaticResponse {
         strategy: match s.strategy {
             StaticStrategySpec::Always => StaticStrategy::Always,
@@ -640,6 +798,7 @@ pub fn endpoint_to_model(
         static_response,
         allow_encoded_slashes: spec.allow_encoded_slashes,
         auth: endpoint_auth,
+        token_signer,
         backends,
     })
 }

@@ -12,7 +12,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use auth::{ApiKeys, Auth, ClaimPath, JwksSource, JwtAlgorithm, JwtAuth, ScopesMatcher};
+pub use auth::{
+    ApiKeys, Auth, ClaimPath, JwksSource, JwtAlgorithm, JwtAuth, ScopesMatcher, SignerKey,
+    TokenSigner,
+};
 pub use duration::{format_go, parse_duration, DurationError, GoDuration};
 pub use template::{PathTemplate, Piece, TemplateError, UrlTemplate};
 
@@ -518,6 +521,8 @@ pub struct Endpoint {
     pub allow_encoded_slashes: bool,
     /// Who may call it; `None` = anyone.
     pub auth: Option<Auth>,
+    /// Fields of the answer signed as JWTs.
+    pub token_signer: Option<TokenSigner>,
     /// At least one backend.
     pub backends: Vec<Backend>,
 }

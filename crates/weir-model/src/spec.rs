@@ -324,6 +324,41 @@ pub struct JwtSpec {
     pub allow_http: bool,
 }
 
+/// Signs top-level fields of an endpoint's answer as JWTs: each field named in `keysToSign`
+/// that the answer has is replaced by the compact JWS of its JSON value. The key is the `oct`
+/// key `kid` of a key set (`jwksUrl` or `jwksFile`; HS algorithms) or a PEM private key
+/// (`keyFile`; RS, PS, ES, EdDSA).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenSignerSpec {
+    /// Top-level fields of the answer to sign (at least one).
+    #[schemars(length(min = 1))]
+    pub keys_to_sign: Vec<String>,
+    /// The signature algorithm.
+    pub algorithm: Option<JwtAlgorithmSpec>,
+    /// `kid` of the token header; with a key set, the key to sign with (required then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// Key set holding the signing key (`oct`, HS algorithms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// Key set file holding the signing key (`oct`, HS algorithms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_file: Option<String>,
+    /// PEM private key (PKCS#8, or PKCS#1 for RSA) for RS, PS, ES and EdDSA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// How long a fetched key set is used (default 15m).
+    #[serde(default, rename = "cacheTTL", skip_serializing_if = "Option::is_none")]
+    pub cache_ttl: Option<String>,
+    /// PEM file of the CAs trusted for an `https` `jwksUrl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Allow a plain `http://` `jwksUrl`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_http: bool,
+}
+
 /// API keys: the request carries a key listed in `file`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -526,6 +561,9 @@ pub struct EndpointSpec {
     /// Authentication (default: the settings' `auth`); `{}` makes the endpoint public.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSpec>,
+    /// Sign fields of the answer as JWTs (KrakenD's `auth/signer`), e.g. a token endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_signer: Option<TokenSignerSpec>,
     /// The backends (at least one).
     #[schemars(length(min = 1))]
     pub backends: Vec<BackendSpec>,

@@ -34,7 +34,7 @@ pub struct JwtPlan {
     pub propagate: Vec<(ClaimPath, HeaderName)>,
 }
 
-fn algorithm(a: JwtAlgorithm) -> Algorithm {
+pub(crate) fn algorithm(a: JwtAlgorithm) -> Algorithm {
     match a {
         JwtAlgorithm::Hs256 => Algorithm::HS256,
         JwtAlgorithm::Hs384 => Algorithm::HS384,

@@ -20,6 +20,7 @@ pub mod claims;
 pub mod crypto;
 pub mod jwks;
 pub mod jwt;
+pub mod signer;
 pub mod verified;
 
 use std::collections::HashMap;

@@ -183,7 +183,19 @@ pub async fn handle(
     if outcome.ok + outcome.details == 0 && !static_applied {
         return merge::failure_response(ep, outcome, show_errors);
     }
-    let data = std::mem::take(&mut outcome.data);
+    let mut data = std::mem::take(&mut outcome.data);
+    if let Some(signer) = &ep.signer {
+        if let Err(e) = deadline.run(signer.sign(&mut data)).await.unwrap_or(Err(
+            crate::auth::signer::SignError::NoKey("the endpoint timeout passed"),
+        )) {
+            warn!(endpoint = %ep.model.path, error = %e, "the answer could not be signed");
+            return text_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Bytes::new(),
+                &ep.completed_header,
+            );
+        }
+    }
     let rendered = match codec::render_offloaded(
         ep.model.output_encoding,
         data,
@@ -208,8 +220,13 @@ pub async fn handle(
         header::CONTENT_TYPE,
         HeaderValue::from_static(rendered.content_type),
     );
-    h.insert(ep.completed_header.clone(), completed_value(completed));
-    if completed {
+    // A signed answer carries tokens: never `public` for shared caches. KrakenD's signer
+    // renders the answer itself, without its completed header; its flavor does the same.
+    let signed = ep.signer.is_some();
+    if !(signed && settings.flavor == Flavor::KrakenD) {
+        h.insert(ep.completed_header.clone(), completed_value(completed));
+    }
+    if completed && !signed {
         if let Some(cc) = &ep.cache_control {
             h.insert(header::CACHE_CONTROL, cc.clone());
         }

@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use weir_model::{self as model, StaticStrategy};
 
+use crate::auth::signer::SignerPlan;
 use crate::auth::{AuthPlan, AuthRegistry, ClaimRef};
 use crate::qos::{CircuitBreaker, ClientLimiter, Limiter};
 use crate::telemetry::metrics::{BackendMetrics, EndpointMetrics, Metrics};
@@ -112,6 +113,8 @@ pub struct CompiledEndpoint {
     pub completed_header: HeaderName,
     /// Authentication, checked before the rate limits.
     pub auth: Option<Arc<AuthPlan>>,
+    /// Fields of the answer signed as JWTs.
+    pub signer: Option<SignerPlan>,
     /// Metric handles.
     pub metrics: EndpointMetrics,
 }
@@ -240,6 +243,11 @@ pub fn compile_endpoint(
             }
         }
     }
+    let signer = ep
+        .token_signer
+        .as_ref()
+        .map(|t| SignerPlan::compile(t, auth))
+        .transpose()?;
     let auth = ep
         .auth
         .as_ref()
@@ -248,6 +256,7 @@ pub fn compile_endpoint(
     Ok(CompiledEndpoint {
         route,
         auth,
+        signer,
         cache_control: (secs > 0)
             .then(|| HeaderValue::from_str(&format!("public, max-age={secs}")).ok())
             .flatten(),
