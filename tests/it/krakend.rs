@@ -1,14 +1,19 @@
 //! KrakenD compatibility in Weir's own fixtures: reading a `krakend.json` (mapping, warnings
 //! for what Weir lacks, version refusal), KrakenD's client-visible conventions, CORS, the
-//! trailing-slash redirect, gzip from backends, `-d` and `weir convert`.
+//! trailing-slash redirect, gzip from backends, `-d` and `weir convert`; the edge settings
+//! (`tls`, `use_h2c`, `client_tls`) over real TLS with certificates made in the test.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{backend, get, json_backend, reply, send};
+use crate::support::pki::{self, Ca};
+use crate::support::{backend, get, h2c_client, json_backend, reply, send, send_with, tls_backend};
 use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use weir::config;
 use weir::local::{self, LocalGateway, LocalOptions};
 
@@ -541,4 +546,226 @@ fn invalid_cors_settings_name_the_field() {
     let err = config::load(&path).unwrap_err().to_string();
     assert!(err.contains("cors.maxAge"), "{err}");
     assert!(err.contains("cors.allowMethods[0]"), "{err}");
+}
+
+// ---------------------------------------------------------------- edge: tls, use_h2c, client_tls
+
+/// A hyper client over TLS trusting `ca`, verifying `sni`, HTTP/2 only (ALPN h2) or HTTP/1.1.
+fn tls_client(
+    ca: &Ca,
+    sni: &str,
+    h2: bool,
+) -> Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+> {
+    let config = pki::client_config(ca, rustls::ALL_VERSIONS, &[]);
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
+            rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap(),
+        ));
+    if h2 {
+        Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build(builder.enable_http2().build())
+    } else {
+        Client::builder(TokioExecutor::new()).build(builder.enable_http1().build())
+    }
+}
+
+const EDGE_OK: &str = r#"{"ok":true}"#;
+
+#[tokio::test]
+async fn krakend_tls_converts_and_serves_https_and_h2() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("edge CA");
+    let (cert, key) = ca.server(&["a.test"]).write(dir.path(), "a");
+    let b = json_backend(200, EDGE_OK).await;
+    let text = format!(
+        r#"{{"version": 3, "use_h2c": true,
+            "tls": {{"keys": [{{"public_key": "{}", "private_key": "{}"}}], "min_version": "TLS12"}},
+            "endpoints": [{{"endpoint": "/x", "backend": [{{"host": ["{}"], "url_pattern": "/x"}}]}}]}}"#,
+        cert.display(),
+        key.display(),
+        b.url()
+    );
+    let source = write_krakend(dir.path(), &text);
+    // `weir check` reads the certificate files through the import.
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .arg("check")
+        .arg(&source)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let out = dir.path().join("converted");
+    let convert = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["convert", "-o"])
+        .arg(&out)
+        .arg(&source)
+        .output()
+        .unwrap();
+    assert!(
+        convert.status.success(),
+        "{}",
+        String::from_utf8_lossy(&convert.stderr)
+    );
+    let settings = std::fs::read_to_string(out.join("gateway.yaml")).unwrap();
+    assert!(
+        settings.contains("http2: true") && settings.contains("minVersion: \"1.2\""),
+        "{settings}"
+    );
+
+    let gw = serve(&out, false).await;
+    let addr = gw.handle.proxy_addr;
+    let h2 = send_with(
+        &tls_client(&ca, "a.test", true),
+        "GET",
+        &format!("https://{addr}/x"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(h2.status, 200, "{}", h2.text());
+    assert_eq!(h2.header("x-test-version"), Some("HTTP/2.0"));
+    assert_eq!(h2.json()["ok"], true);
+    let h1 = send_with(
+        &tls_client(&ca, "a.test", false),
+        "GET",
+        &format!("https://{addr}/x"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (h1.status, h1.header("x-test-version")),
+        (200, Some("HTTP/1.1"))
+    );
+    // As KrakenD, TLS only: a plain request on the port gets no HTTP answer.
+    let plain = tokio::time::timeout(
+        Duration::from_secs(10),
+        h2c_client().request(
+            http::Request::get(format!("http://{addr}/x"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        ),
+    )
+    .await
+    .expect("answer or error within 10s");
+    assert!(plain.is_err(), "plain HTTP on the TLS port");
+    assert_eq!(b.hits(), 2);
+}
+
+#[tokio::test]
+async fn krakend_use_h2c_turns_h2c_on_and_its_absence_keeps_http_1_1() {
+    let b = json_backend(200, EDGE_OK).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = |h2c: bool| {
+        format!(
+            r#"{{"version": 3, "use_h2c": {h2c},
+                "endpoints": [{{"endpoint": "/x", "backend": [{{"host": ["{}"], "url_pattern": "/x"}}]}}]}}"#,
+            b.url()
+        )
+    };
+    let on = dir.path().join("on");
+    std::fs::create_dir(&on).unwrap();
+    let gw = serve(&write_krakend(&on, &file(true)), false).await;
+    let r = send_with(&h2c_client(), "GET", &url(&gw, "/x"), &[], "").await;
+    assert_eq!(
+        (r.status, r.header("x-test-version")),
+        (200, Some("HTTP/2.0"))
+    );
+
+    let off = dir.path().join("off");
+    std::fs::create_dir(&off).unwrap();
+    let gw = serve(&write_krakend(&off, &file(false)), false).await;
+    assert!(
+        !gw.handle.shared().table().settings().http2,
+        "KrakenD without use_h2c speaks HTTP/1.1 only: http2 is off"
+    );
+    assert_eq!(get(&url(&gw, "/x")).await.status, 200, "HTTP/1.1 serves");
+    assert_eq!(b.hits(), 2);
+}
+
+/// `http2: false` should refuse h2c on a plain port, but the listener serves connections
+/// with hyper-util's `serve_connection_with_upgrades`, which sniffs the HTTP/2 preface
+/// whatever `http1_only()` says (hyper-util 0.1.21, server/conn/auto/mod.rs).
+#[tokio::test]
+#[ignore = "weir-proxy's plain listener still answers h2c when http2 is false (listener.rs)"]
+async fn krakend_without_use_h2c_refuses_h2c() {
+    let b = json_backend(200, EDGE_OK).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"{{"version": 3, "endpoints": [{{"endpoint": "/x", "backend": [{{"host": ["{}"], "url_pattern": "/x"}}]}}]}}"#,
+        b.url()
+    );
+    let gw = serve(&write_krakend(dir.path(), &text), false).await;
+    let h2c = tokio::time::timeout(
+        Duration::from_secs(10),
+        h2c_client().request(
+            http::Request::get(url(&gw, "/x"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        ),
+    )
+    .await
+    .expect("answer or error within 10s");
+    assert!(
+        h2c.is_err(),
+        "KrakenD without use_h2c speaks no h2c: {h2c:?}"
+    );
+    assert_eq!(b.hits(), 0);
+}
+
+#[tokio::test]
+async fn krakend_client_tls_reaches_a_private_ca_backend_with_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("backend CA");
+    let ca_file = ca.write(dir.path());
+    let (client_cert, client_key) = ca.client("weir").write(dir.path(), "client");
+    // The backend is signed by the private CA and demands a client certificate from it.
+    let backend = tls_backend(
+        pki::server_config(&ca.server(&["127.0.0.1"]), Some(&ca), &[b"http/1.1"]),
+        |_| async { reply(200, "application/json", EDGE_OK) },
+    )
+    .await;
+    let file = |client_tls: &str| {
+        format!(
+            r#"{{"version": 3, {client_tls}
+                "endpoints": [{{"endpoint": "/x", "backend": [{{"host": ["https://{}"], "url_pattern": "/x"}}]}}]}}"#,
+            backend.addr
+        )
+    };
+    let with = dir.path().join("with");
+    std::fs::create_dir(&with).unwrap();
+    let gw = serve(
+        &write_krakend(
+            &with,
+            &file(&format!(
+                r#""client_tls": {{"ca_certs": ["{}"], "disable_system_ca_pool": true,
+                    "client_certs": [{{"certificate": "{}", "private_key": "{}"}}]}},"#,
+                ca_file.display(),
+                client_cert.display(),
+                client_key.display()
+            )),
+        ),
+        false,
+    )
+    .await;
+    let r = get(&url(&gw, "/x")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["ok"], true);
+    assert_eq!(backend.hits(), 1);
+
+    // Without client_tls the private CA is not trusted: the backend is never asked.
+    let without = dir.path().join("without");
+    std::fs::create_dir(&without).unwrap();
+    let gw = serve(&write_krakend(&without, &file("")), false).await;
+    assert_eq!(get(&url(&gw, "/x")).await.status, 500);
+    assert_eq!(backend.hits(), 1);
 }

@@ -5,7 +5,8 @@
 //! Everything else is reported once by name as a warning, never silently dropped. An
 //! endpoint that relies on a namespace able to *refuse* requests (authentication, request
 //! validation, Lua, plugins) is not served at all: serving it without the check would open
-//! it to everyone.
+//! it to everyone. For the same reason a listener with mutual TLS (`tls.enable_mtls`),
+//! which guards every endpoint at once, is refused (see [`super::krakend_tls`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use weir_model::spec::{
-    BackendEncodingSpec, BackendRateLimitSpec, BackendSpec, CircuitBreakerSpec, EndpointSpec,
-    ErrorsSpec, FlatmapSpec, MethodSpec, OutputEncodingSpec, RateLimitSpec, StaticResponseSpec,
+    BackendEncodingSpec, BackendRateLimitSpec, BackendSpec, BackendTlsSpec, CircuitBreakerSpec,
+    EndpointSpec, ErrorsSpec, FlatmapSpec, MethodSpec, OutputEncodingSpec, RateLimitSpec,
+    StaticResponseSpec,
 };
 use weir_model::FieldError;
 
@@ -164,6 +166,15 @@ struct KService {
     #[serde(default)]
     echo_endpoint: bool,
     #[serde(default)]
+    tls: Option<Value>,
+    #[serde(default)]
+    use_h2c: bool,
+    #[serde(default)]
+    client_tls: Option<Value>,
+    /// lura's older spelling of `client_tls.allow_insecure_connections`.
+    #[serde(default)]
+    allow_insecure_connections: bool,
+    #[serde(default)]
     extra_config: BTreeMap<String, Value>,
     #[serde(default)]
     endpoints: Vec<KEndpoint>,
@@ -237,6 +248,9 @@ struct KRouter {
     health_path: Option<String>,
     #[serde(default)]
     disable_access_log: Option<bool>,
+    /// Deprecated: moved to the service's `use_h2c`, still read by KrakenD.
+    #[serde(default)]
+    use_h2c: bool,
     #[serde(flatten)]
     other: BTreeMap<String, Value>,
 }
@@ -310,6 +324,17 @@ struct KBackendHttp {
     other: BTreeMap<String, Value>,
 }
 
+/// Enterprise's per-backend HTTP client (`client_tls` replaces the service's for it).
+#[derive(Deserialize)]
+struct KBackendHttpClient {
+    #[serde(default)]
+    client_tls: Option<Value>,
+    #[serde(default)]
+    no_redirect: bool,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
 #[derive(Deserialize)]
 struct KEndpointProxy {
     #[serde(default)]
@@ -345,6 +370,28 @@ impl Cx<'_> {
             field,
             message,
         });
+    }
+
+    /// Errors of a mapped object, each field under `prefix`.
+    fn errs(&mut self, endpoint: Option<&str>, prefix: &str, errors: Vec<(String, String)>) {
+        for (f, message) in errors {
+            let field = if f.is_empty() {
+                prefix.to_string()
+            } else {
+                format!("{prefix}.{f}")
+            };
+            self.err(endpoint, field, message);
+        }
+    }
+
+    /// What a TLS mapping could not carry over: names as warnings, differences as notes.
+    fn leftovers(&mut self, left: super::krakend_tls::Leftovers, at: &str) {
+        for what in left.unsupported {
+            self.unsupported(what, at.to_string());
+        }
+        for note in left.notes {
+            self.skipped.push(format!("{}: {at}: {note}", self.file));
+        }
     }
 
     fn unsupported(&mut self, what: String, at: String) {
@@ -552,10 +599,14 @@ pub fn import(path: &Path, text: &str) -> Result<Imported> {
         misspelt: BTreeMap::new(),
         skipped: Vec::new(),
     };
-    let settings = map_service(&mut cx, &service);
+    let (settings, client_tls) = map_service(&mut cx, &service);
+    let defaults = Defaults {
+        hosts: &service.host,
+        tls: client_tls.as_ref(),
+    };
     let mut endpoints = Vec::new();
     for (i, ep) in service.endpoints.iter().enumerate() {
-        if let Some(spec) = map_endpoint(&mut cx, i, ep, &service.host) {
+        if let Some(spec) = map_endpoint(&mut cx, i, ep, &defaults) {
             endpoints.push((format!("{file}: endpoints[{i}]"), spec));
         }
     }
@@ -571,7 +622,17 @@ pub fn import(path: &Path, text: &str) -> Result<Imported> {
     })
 }
 
-fn map_service(cx: &mut Cx<'_>, s: &KService) -> SettingsFile {
+/// What the service level hands down to every backend.
+struct Defaults<'a> {
+    /// `host`, for backends that list none.
+    hosts: &'a [String],
+    /// `client_tls`, for backends with an https host.
+    tls: Option<&'a BackendTlsSpec>,
+}
+
+/// The service settings, and the backend TLS that `client_tls` gives every https backend.
+fn map_service(cx: &mut Cx<'_>, s: &KService) -> (SettingsFile, Option<BackendTlsSpec>) {
+    let mut router_h2c = false;
     let mut settings = SettingsFile {
         port: s.port,
         timeout: s.timeout.clone(),
@@ -602,6 +663,7 @@ fn map_service(cx: &mut Cx<'_>, s: &KService) -> SettingsFile {
                         });
                     }
                     settings.access_log = r.disable_access_log.map(|d| (!d).into());
+                    router_h2c = r.use_h2c;
                     cx.unknown_keys("router option ", &r.other, "service");
                 }
             }
@@ -626,7 +688,53 @@ fn map_service(cx: &mut Cx<'_>, s: &KService) -> SettingsFile {
             other => cx.other_namespace(other, "service".into()),
         }
     }
-    settings
+    match super::krakend_tls::listener(s.tls.as_ref(), s.use_h2c || router_h2c) {
+        Ok(l) => {
+            settings.tls = l.tls;
+            settings.http2 = l.http2;
+            cx.leftovers(l.left, "service");
+        }
+        Err(errors) => cx.errs(None, "tls", errors),
+    }
+    let client_tls = match (&s.client_tls, s.allow_insecure_connections) {
+        (Some(v), insecure) if !v.is_null() => {
+            match super::krakend_tls::client_tls(v, "client_tls", insecure) {
+                Ok(c) => {
+                    if c.trusts_nothing && service_uses_tls(s) {
+                        cx.err(
+                            None,
+                            "client_tls.disable_system_ca_pool".into(),
+                            TRUSTS_NOTHING.into(),
+                        );
+                    }
+                    cx.leftovers(c.left, "service");
+                    Some(c.tls)
+                }
+                Err(errors) => {
+                    cx.errs(None, "client_tls", errors);
+                    None
+                }
+            }
+        }
+        (_, true) => Some(BackendTlsSpec {
+            insecure_skip_verify: true,
+            ..BackendTlsSpec::default()
+        }),
+        _ => None,
+    };
+    (settings, client_tls)
+}
+
+const TRUSTS_NOTHING: &str = "without ca_certs this trusts no certificate, so KrakenD fails \
+     every https backend, and Weir cannot express an empty trust store; list the CA that \
+     signs your backends in ca_certs";
+
+/// Whether any backend (with the service's default hosts) connects over TLS.
+fn service_uses_tls(s: &KService) -> bool {
+    s.endpoints.iter().flat_map(|e| &e.backend).any(|b| {
+        let hosts = if b.host.is_empty() { &s.host } else { &b.host };
+        super::krakend_tls::uses_tls(hosts)
+    })
 }
 
 fn guard_namespaces(config: &BTreeMap<String, Value>) -> impl Iterator<Item = String> + '_ {
@@ -637,7 +745,7 @@ fn map_endpoint(
     cx: &mut Cx<'_>,
     index: usize,
     ep: &KEndpoint,
-    default_hosts: &[String],
+    defaults: &Defaults<'_>,
 ) -> Option<EndpointSpec> {
     let path = ep.endpoint.as_str();
     let at = format!("endpoints[{index}] {path}");
@@ -770,7 +878,7 @@ fn map_endpoint(
             &format!("{at} backend[{j}]"),
             j,
             b,
-            default_hosts,
+            defaults,
         ));
     }
     if spec.backends.len() > 1 {
@@ -794,14 +902,20 @@ fn map_backend(
     at: &str,
     index: usize,
     b: &KBackend,
-    default_hosts: &[String],
+    defaults: &Defaults<'_>,
 ) -> BackendSpec {
+    let hosts = if b.host.is_empty() {
+        defaults.hosts.to_vec()
+    } else {
+        b.host.clone()
+    };
+    let tls = defaults
+        .tls
+        .filter(|_| super::krakend_tls::uses_tls(&hosts))
+        .cloned();
     let mut spec = BackendSpec {
-        hosts: if b.host.is_empty() {
-            default_hosts.to_vec()
-        } else {
-            b.host.clone()
-        },
+        hosts,
+        tls,
         url_pattern: b.url_pattern.clone(),
         is_collection: b.is_collection,
         target: b.target.clone().filter(|t| !t.is_empty()),
@@ -873,6 +987,33 @@ fn map_backend(
                         return_details: h.return_error_details.filter(|d| !d.is_empty()),
                         return_code: h.return_error_code,
                     });
+                }
+            }
+            "backend/http/client" => {
+                if let Some(c) = cx.namespace::<KBackendHttpClient>(Some(path), &field, value) {
+                    cx.unknown_keys("backend/http/client option ", &c.other, at);
+                    if c.no_redirect {
+                        spec.follow_redirects = Some(false);
+                    }
+                    if let Some(v) = c.client_tls.as_ref().filter(|v| !v.is_null()) {
+                        let scope = "backend/http/client client_tls";
+                        match super::krakend_tls::client_tls(v, scope, false) {
+                            Ok(t) => {
+                                if t.trusts_nothing && super::krakend_tls::uses_tls(&spec.hosts) {
+                                    cx.err(
+                                        Some(path),
+                                        format!("{field}.client_tls.disable_system_ca_pool"),
+                                        TRUSTS_NOTHING.into(),
+                                    );
+                                }
+                                cx.leftovers(t.left, at);
+                                spec.tls = Some(t.tls);
+                            }
+                            Err(errors) => {
+                                cx.errs(Some(path), &format!("{field}.client_tls"), errors)
+                            }
+                        }
+                    }
                 }
             }
             "proxy" => {

@@ -5,6 +5,7 @@
 
 pub mod krakend;
 pub mod krakend_auth;
+pub mod krakend_tls;
 pub mod settings;
 pub mod watch;
 pub mod yaml;

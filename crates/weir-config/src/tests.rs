@@ -689,3 +689,421 @@ fn duplicates_are_found_whatever_changed_before() {
     .unwrap_err();
     assert!(e.contains("duplicate route GET /b"), "{e}");
 }
+
+/// KrakenD's edge settings: `tls`, `use_h2c`, `client_tls` and the per-backend
+/// `backend/http/client` (krakend_tls.rs).
+mod krakend_edge {
+    use std::path::Path;
+
+    use super::*;
+    use crate::krakend::{import, Imported};
+
+    fn imp(text: &str) -> Imported {
+        import(Path::new("krakend.json"), text).expect("imports")
+    }
+
+    fn refused(text: &str) -> String {
+        import(Path::new("krakend.json"), text)
+            .expect_err("should be refused")
+            .to_string()
+    }
+
+    /// A file with `service` keys spliced in and one endpoint whose backend has `backend`.
+    fn file(service: &str, backend: &str) -> String {
+        format!(
+            r#"{{"version": 3, {service} "endpoints": [{{"endpoint": "/a", "backend": [{{"url_pattern": "/a", {backend}}}]}}]}}"#
+        )
+    }
+
+    fn warned(imported: &Imported, part: &str) -> bool {
+        imported.warnings.iter().any(|w| w.contains(part))
+    }
+
+    #[test]
+    fn tls_keys_then_the_deprecated_pair_become_certificates_in_order() {
+        let i = imp(&file(
+            r#""tls": {"keys": [{"public_key": "a.pem", "private_key": "a.key"},
+                                {"public_key": "/abs/b.pem", "private_key": "/abs/b.key"}],
+                       "public_key": "certs/c.pem", "private_key": "certs/c.key",
+                       "@comment": "inert"},"#,
+            r#""host": ["http://h"]"#,
+        ));
+        let tls = i.settings.tls.as_ref().expect("tls");
+        let files: Vec<(&str, &str)> = tls
+            .certificates
+            .iter()
+            .map(|c| (c.cert_file.as_str(), c.key_file.as_str()))
+            .collect();
+        // Paths as written: relative ones stay relative to the working directory.
+        assert_eq!(
+            files,
+            [
+                ("a.pem", "a.key"),
+                ("/abs/b.pem", "/abs/b.key"),
+                ("certs/c.pem", "certs/c.key")
+            ]
+        );
+        assert_eq!(
+            tls.min_version.as_deref(),
+            Some("1.3"),
+            "KrakenD's default is TLS 1.3 only"
+        );
+        assert_eq!(i.settings.http2, None, "h2 by ALPN, Weir's default");
+        assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+    }
+
+    #[test]
+    fn tls_reaches_the_model_settings() {
+        let text = file(
+            r#""tls": {"public_key": "c.pem", "private_key": "c.key", "min_version": "TLS12"},"#,
+            r#""host": ["http://h"]"#,
+        );
+        let loaded = load_file("krakend.json", &text).unwrap();
+        let s = &loaded.gateway.settings;
+        let tls = s.tls.as_ref().expect("tls");
+        assert_eq!(tls.min_version, weir_model::TlsVersion::V1_2);
+        assert_eq!(
+            tls.certificates[0].cert_file,
+            std::path::PathBuf::from("c.pem")
+        );
+        assert!(s.http2);
+        assert_eq!(tls.plain_port, None, "KrakenD listens only with TLS");
+    }
+
+    #[test]
+    fn tls_min_version_maps_and_older_versions_are_noted() {
+        let min = |v: &str| {
+            imp(&file(
+                &format!(
+                    r#""tls": {{"public_key": "c", "private_key": "k", "min_version": "{v}"}},"#
+                ),
+                r#""host": ["http://h"]"#,
+            ))
+        };
+        assert_eq!(
+            min("TLS13").settings.tls.unwrap().min_version.as_deref(),
+            Some("1.3")
+        );
+        assert_eq!(
+            min("TLS12").settings.tls.unwrap().min_version.as_deref(),
+            Some("1.2")
+        );
+        let old = min("TLS10");
+        assert_eq!(
+            old.settings.tls.as_ref().unwrap().min_version.as_deref(),
+            Some("1.2")
+        );
+        assert!(
+            warned(
+                &old,
+                "tls.min_version TLS10: Weir accepts TLS 1.2 at the lowest"
+            ),
+            "{:?}",
+            old.warnings
+        );
+        let e = refused(&file(
+            r#""tls": {"public_key": "c", "private_key": "k", "min_version": "TLS1.2"},"#,
+            r#""host": ["http://h"]"#,
+        ));
+        assert!(
+            e.contains("tls.min_version") && e.contains("\"TLS1.2\" is not a KrakenD TLS version"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tls_options_weir_lacks_are_named() {
+        let i = imp(&file(
+            r#""tls": {"public_key": "c", "private_key": "k", "max_version": "TLS12",
+                       "cipher_suites": [49199], "curve_preferences": [23],
+                       "prefer_server_cipher_suites": true, "sni_strict": true,
+                       "ca_certs": ["inert-without-mtls.pem"]},"#,
+            r#""host": ["http://h"]"#,
+        ));
+        for name in [
+            "tls option \"max_version\"",
+            "tls option \"cipher_suites\"",
+            "tls option \"curve_preferences\"",
+            "tls option \"prefer_server_cipher_suites\"",
+            "tls option \"sni_strict\"",
+        ] {
+            assert!(
+                i.warnings
+                    .iter()
+                    .any(|w| w.starts_with(&format!("krakend.json: {name}"))
+                        && w.contains("is not implemented by Weir and is ignored (at service)")),
+                "{name}: {:?}",
+                i.warnings
+            );
+        }
+        assert_eq!(i.warnings.len(), 5, "{:?}", i.warnings);
+        // The default maximum changes nothing.
+        let i = imp(&file(
+            r#""tls": {"public_key": "c", "private_key": "k", "max_version": "TLS13"},"#,
+            r#""host": ["http://h"]"#,
+        ));
+        assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+    }
+
+    #[test]
+    fn mutual_tls_is_refused_unless_tls_is_disabled() {
+        let e = refused(&file(
+            r#""tls": {"public_key": "c", "private_key": "k", "enable_mtls": true, "ca_certs": ["ca.pem"]},"#,
+            r#""host": ["http://h"]"#,
+        ));
+        assert!(
+            e.contains("tls.enable_mtls")
+                && e.contains("mutual TLS")
+                && e.contains("would let any client in"),
+            "{e}"
+        );
+        // Disabled, KrakenD reads none of it and serves plain HTTP/1.1.
+        let i = imp(&file(
+            r#""tls": {"disabled": true, "enable_mtls": true, "public_key": "c", "private_key": "k"},"#,
+            r#""host": ["http://h"]"#,
+        ));
+        assert_eq!(
+            (i.settings.tls.is_none(), i.settings.http2),
+            (true, Some(false))
+        );
+        assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+    }
+
+    #[test]
+    fn tls_without_a_whole_certificate_is_refused() {
+        let e = refused(&file(
+            r#""tls": {"min_version": "TLS12"},"#,
+            r#""host": ["http://h"]"#,
+        ));
+        assert!(
+            e.contains("tls.keys") && e.contains("names no certificate"),
+            "{e}"
+        );
+        let e = refused(&file(
+            r#""tls": {"keys": [{"public_key": "c"}]},"#,
+            r#""host": ["http://h"]"#,
+        ));
+        assert!(e.contains("tls.keys[0].private_key: is required"), "{e}");
+        let e = refused(&file(
+            r#""tls": {"private_key": "k"},"#,
+            r#""host": ["http://h"]"#,
+        ));
+        assert!(e.contains("tls.public_key: is required"), "{e}");
+        let e = refused(&file(r#""tls": "on","#, r#""host": ["http://h"]"#));
+        assert!(e.contains("tls"), "{e}");
+    }
+
+    #[test]
+    fn use_h2c_decides_http2_on_a_plain_listener() {
+        let h2 = |service: &str| {
+            let i = imp(&file(service, r#""host": ["http://h"]"#));
+            assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+            i.settings.http2
+        };
+        assert_eq!(
+            h2(""),
+            Some(false),
+            "KrakenD speaks HTTP/1.1 only without use_h2c"
+        );
+        assert_eq!(h2(r#""use_h2c": false,"#), Some(false));
+        assert_eq!(h2(r#""use_h2c": true,"#), Some(true));
+        assert_eq!(
+            h2(r#""extra_config": {"router": {"use_h2c": true}},"#),
+            Some(true),
+            "the deprecated router spelling"
+        );
+        assert_eq!(h2(r#""tls": null,"#), Some(false));
+        let loaded = load_file("krakend.json", &file("", r#""host": ["http://h"]"#)).unwrap();
+        assert!(!loaded.gateway.settings.http2);
+    }
+
+    #[test]
+    fn client_tls_goes_to_every_https_backend() {
+        let text = r#"{"version": 3, "host": ["https://default.internal"],
+            "client_tls": {"allow_insecure_connections": false, "ca_certs": ["ca.pem"],
+                           "disable_system_ca_pool": true, "min_version": "TLS12", "max_version": "TLS13",
+                           "client_certs": [{"certificate": "client.pem", "private_key": "client.key"}]},
+            "endpoints": [{"endpoint": "/a", "backend": [
+                {"url_pattern": "/default"},
+                {"host": ["https://other:8443"], "url_pattern": "/other"},
+                {"host": ["http://plain"], "url_pattern": "/plain"}]}]}"#;
+        let i = imp(text);
+        assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+        let b = &i.endpoints[0].1.backends;
+        let want = weir_model::spec::BackendTlsSpec {
+            ca_file: Some("ca.pem".into()),
+            server_name: None,
+            cert_file: Some("client.pem".into()),
+            key_file: Some("client.key".into()),
+            insecure_skip_verify: false,
+        };
+        assert_eq!(b[0].tls.as_ref(), Some(&want));
+        assert_eq!(b[1].tls.as_ref(), Some(&want));
+        assert_eq!(b[2].tls, None, "plain backends need no TLS options");
+        let loaded = load_file("krakend.json", text).unwrap();
+        let t = loaded.gateway.endpoints[0].backends[0]
+            .tls
+            .as_ref()
+            .unwrap();
+        assert_eq!(t.ca_file.as_deref(), Some(Path::new("ca.pem")));
+    }
+
+    #[test]
+    fn client_tls_differences_are_noted() {
+        let i = imp(&file(
+            r#""client_tls": {"ca_certs": ["a.pem", "b.pem"],
+                              "client_certs": [{"certificate": "1.pem", "private_key": "1.key"},
+                                               {"certificate": "2.pem", "private_key": "2.key"}]},"#,
+            r#""host": ["https://h"]"#,
+        ));
+        let tls = i.endpoints[0].1.backends[0].tls.clone().unwrap();
+        assert_eq!(
+            (tls.ca_file.as_deref(), tls.cert_file.as_deref()),
+            (Some("a.pem"), Some("1.pem"))
+        );
+        for part in [
+            "service: client_tls.ca_certs lists 2 files and Weir reads one (caFile): only a.pem is trusted",
+            "service: client_tls.ca_certs: KrakenD adds a.pem to the system's roots, Weir trusts only that file",
+            "service: client_tls.client_certs lists 2 certificates and Weir presents one",
+        ] {
+            assert!(warned(&i, part), "{part}: {:?}", i.warnings);
+        }
+        assert_eq!(i.warnings.len(), 3, "{:?}", i.warnings);
+    }
+
+    #[test]
+    fn client_tls_options_weir_lacks_are_named_and_bad_versions_refused() {
+        let i = imp(&file(
+            r#""client_tls": {"min_version": "TLS13", "max_version": "TLS12", "cipher_suites": [4865],
+                              "curve_preferences": [29], "renegotiation": true, "_note": "inert"},"#,
+            r#""host": ["https://h"]"#,
+        ));
+        for name in [
+            "client_tls option \"min_version\"",
+            "client_tls option \"max_version\"",
+            "client_tls option \"cipher_suites\"",
+            "client_tls option \"curve_preferences\"",
+            "client_tls option \"renegotiation\"",
+        ] {
+            assert!(warned(&i, name), "{name}: {:?}", i.warnings);
+        }
+        assert_eq!(i.warnings.len(), 5, "{:?}", i.warnings);
+        let old = imp(&file(
+            r#""client_tls": {"min_version": "TLS11"},"#,
+            r#""host": ["https://h"]"#,
+        ));
+        assert!(
+            warned(
+                &old,
+                "client_tls.min_version TLS11: Weir's backend connections need TLS 1.2"
+            ),
+            "{:?}",
+            old.warnings
+        );
+        let e = refused(&file(
+            r#""client_tls": {"max_version": "1.3"},"#,
+            r#""host": ["https://h"]"#,
+        ));
+        assert!(
+            e.contains("client_tls.max_version") && e.contains("is not a KrakenD TLS version"),
+            "{e}"
+        );
+        let e = refused(&file(
+            r#""client_tls": {"client_certs": [{"private_key": "k"}]},"#,
+            r#""host": ["https://h"]"#,
+        ));
+        assert!(
+            e.contains("client_tls.client_certs[0].certificate: is required"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_empty_trust_store_is_refused_only_where_an_https_backend_needs_it() {
+        let empty = r#""client_tls": {"disable_system_ca_pool": true},"#;
+        let e = refused(&file(empty, r#""host": ["https://h"]"#));
+        assert!(
+            e.contains("client_tls.disable_system_ca_pool") && e.contains("trusts no certificate"),
+            "{e}"
+        );
+        // No https backend: nothing would use it.
+        let i = imp(&file(empty, r#""host": ["http://h"]"#));
+        assert!(i.warnings.is_empty() && i.endpoints[0].1.backends[0].tls.is_none());
+        // Verification off, or a CA listed: nothing to refuse.
+        imp(&file(
+            r#""client_tls": {"disable_system_ca_pool": true, "allow_insecure_connections": true},"#,
+            r#""host": ["https://h"]"#,
+        ));
+    }
+
+    #[test]
+    fn the_older_allow_insecure_connections_switches_verification_off() {
+        let i = imp(&file(
+            r#""allow_insecure_connections": true,"#,
+            r#""host": ["https://h"]"#,
+        ));
+        let tls = i.endpoints[0].1.backends[0].tls.clone().unwrap();
+        assert!(tls.insecure_skip_verify && tls.ca_file.is_none());
+        assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+        let i = imp(&file(
+            r#""allow_insecure_connections": true, "client_tls": {"ca_certs": ["ca.pem"]},"#,
+            r#""host": ["https://h"]"#,
+        ));
+        assert!(
+            i.endpoints[0].1.backends[0]
+                .tls
+                .as_ref()
+                .unwrap()
+                .insecure_skip_verify
+        );
+    }
+
+    #[test]
+    fn backend_http_client_sets_one_backends_tls_and_redirects() {
+        let i = imp(&file(
+            r#""client_tls": {"ca_certs": ["global.pem"], "disable_system_ca_pool": true},"#,
+            r#""host": ["https://h"], "extra_config": {"backend/http/client": {
+                "no_redirect": true, "proxy_address": "http://proxy:3128",
+                "client_tls": {"ca_certs": ["own.pem"], "disable_system_ca_pool": true,
+                               "client_certs": [{"certificate": "c.pem", "private_key": "c.key"}]}}}"#,
+        ));
+        let b = &i.endpoints[0].1.backends[0];
+        let tls = b.tls.as_ref().unwrap();
+        assert_eq!(
+            (tls.ca_file.as_deref(), tls.key_file.as_deref()),
+            (Some("own.pem"), Some("c.key")),
+            "the backend's own client_tls replaces the service's"
+        );
+        assert_eq!(b.follow_redirects, Some(false));
+        assert_eq!(
+            i.warnings,
+            ["krakend.json: backend/http/client option proxy_address is not implemented by Weir and is ignored (at endpoints[0] /a backend[0])"]
+        );
+        let e = refused(&file(
+            "",
+            r#""host": ["https://h"], "extra_config": {"backend/http/client": {
+                "client_tls": {"client_certs": [{"certificate": "c.pem"}]}}}"#,
+        ));
+        assert!(
+            e.contains("backend[0].extra_config.backend/http/client.client_tls.client_certs[0].private_key: is required"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn converted_settings_carry_the_edge() {
+        let i = imp(&file(
+            r#""tls": {"public_key": "c.pem", "private_key": "c.key"}, "use_h2c": true,
+               "client_tls": {"allow_insecure_connections": true},"#,
+            r#""host": ["https://h"]"#,
+        ));
+        let yaml = crate::krakend::to_manifests(Path::new("krakend.json"), &i).unwrap();
+        for part in [
+            "http2: true\n",
+            "tls:\n  certificates:\n  - certFile: c.pem\n    keyFile: c.key\n  minVersion: \"1.3\"\n",
+            "insecureSkipVerify: true",
+        ] {
+            assert!(yaml.contains(part), "{part}:\n{yaml}");
+        }
+    }
+}
