@@ -692,11 +692,9 @@ async fn krakend_use_h2c_turns_h2c_on_and_its_absence_keeps_http_1_1() {
     assert_eq!(b.hits(), 2);
 }
 
-/// `http2: false` should refuse h2c on a plain port, but the listener serves connections
-/// with hyper-util's `serve_connection_with_upgrades`, which sniffs the HTTP/2 preface
-/// whatever `http1_only()` says (hyper-util 0.1.21, server/conn/auto/mod.rs).
+/// `http2: false` refuses h2c on a plain port (hyper-util's upgradeable connection sniffs
+/// the HTTP/2 preface whatever `http1_only()` says; the listener closes such connections).
 #[tokio::test]
-#[ignore = "weir-proxy's plain listener still answers h2c when http2 is false (listener.rs)"]
 async fn krakend_without_use_h2c_refuses_h2c() {
     let b = json_backend(200, EDGE_OK).await;
     let dir = tempfile::tempdir().unwrap();

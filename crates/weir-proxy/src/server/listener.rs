@@ -273,6 +273,29 @@ fn builder(http2: bool) -> auto::Builder<TokioExecutor> {
     }
 }
 
+/// Whether the client opens with the HTTP/2 connection preface, looking without consuming.
+/// No HTTP/1 method starts with `PRI`, so three bytes decide; a client that stalls before
+/// them is left to the HTTP/1 header-read timeout.
+async fn sends_h2_preface(stream: &tokio::net::TcpStream) -> bool {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut buf = [0u8; 3];
+    for _ in 0..100 {
+        let n = match tokio::time::timeout(Duration::from_secs(30), stream.peek(&mut buf)).await {
+            Ok(Ok(n)) => n,
+            _ => return false,
+        };
+        if n == 0 || buf[..n] != PREFACE[..n] {
+            return false;
+        }
+        if n == buf.len() {
+            return true;
+        }
+        // One or two bytes of `PRI` so far: the rest is on its way.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -308,6 +331,22 @@ async fn accept_loop(
                     }
                 });
                 match &tls {
+                    None if !http2 => {
+                        // hyper-util's upgradeable auto connection reads the preface and
+                        // serves h2c even when built `http1_only`: refuse it here.
+                        let h1 = h1.clone();
+                        let watcher = graceful.watcher();
+                        tokio::spawn(async move {
+                            if sends_h2_preface(&stream).await {
+                                debug!(%peer, "HTTP/2 preface on a port serving HTTP/1.1 only (http2: false): closed");
+                                return;
+                            }
+                            let conn = h1.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                                debug!(%peer, "connection ended: {e}");
+                            }
+                        });
+                    }
                     None => {
                         let conn = both.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                         let conn = graceful.watch(conn.into_owned());
