@@ -27,28 +27,39 @@ async fn counters_match_a_known_sequence_of_requests() {
         reply(200, "application/json", "{}")
     })
     .await;
-    let gw = gateway(&format!(
-        "stats: {{enabled: true}}
-endpoints:
-- path: /ok
-  backends: [{{hosts: [{ok}], urlPattern: /a}}]
-- path: /fail
-  backends: [{{hosts: [{bad}], urlPattern: /b}}]
-- path: /slow
-  timeout: 100ms
-  backends: [{{hosts: [{slow}], urlPattern: /c}}]
-- path: /limited
-  rateLimit: {{maxRate: 1, every: 1h}}
-  backends: [{{hosts: [{ok}], urlPattern: /a}}]
-- path: /client
-  rateLimit: {{clientMaxRate: 1, every: 1h}}
-  backends: [{{hosts: [{ok}], urlPattern: /a}}]
-",
-        ok = ok.url(),
-        bad = bad.url(),
-        slow = slow.url()
-    ))
-    .await;
+    use crate::support::config::{endpoint, upstream, Config};
+    use weir::model::spec::RateLimitSpec;
+    let limited = |path: &str, rate: RateLimitSpec| {
+        let mut e = endpoint(path, [upstream(&ok.url(), "/a")]);
+        e.rate_limit = Some(RateLimitSpec {
+            every: Some("1h".into()),
+            ..rate
+        });
+        e
+    };
+    let mut slow_ep = endpoint("/slow", [upstream(&slow.url(), "/c")]);
+    slow_ep.timeout = Some("100ms".into());
+    let yaml = Config::new()
+        .setting("stats", serde_json::json!({"enabled": true}))
+        .endpoint(endpoint("/ok", [upstream(&ok.url(), "/a")]))
+        .endpoint(endpoint("/fail", [upstream(&bad.url(), "/b")]))
+        .endpoint(slow_ep)
+        .endpoint(limited(
+            "/limited",
+            RateLimitSpec {
+                max_rate: Some(1),
+                ..Default::default()
+            },
+        ))
+        .endpoint(limited(
+            "/client",
+            RateLimitSpec {
+                client_max_rate: Some(1),
+                ..Default::default()
+            },
+        ))
+        .yaml();
+    let gw = gateway(&yaml).await;
     let mut got = Vec::new();
     for p in [
         "/ok", "/ok", "/fail", "/slow", "/limited", "/limited", "/client", "/client", "/nope",
@@ -170,16 +181,16 @@ endpoints:
 
 #[tokio::test]
 async fn series_of_removed_endpoints_leave_the_registry() {
+    use crate::support::config::{endpoint, upstream, Config};
     let ok = json_backend(200, "{}").await;
     let cfg = |paths: &[&str]| {
-        let mut text = String::from("stats: {enabled: true}\nendpoints:\n");
-        for p in paths {
-            text += &format!(
-                "- path: {p}\n  backends: [{{hosts: [{}], urlPattern: /b}}]\n",
-                ok.url()
-            );
-        }
-        text
+        paths
+            .iter()
+            .fold(
+                Config::new().setting("stats", serde_json::json!({"enabled": true})),
+                |c, p| c.endpoint(endpoint(p, [upstream(&ok.url(), "/b")])),
+            )
+            .yaml()
     };
     let gw = gateway(&cfg(&["/keep", "/gone"])).await;
     for p in ["/keep", "/gone"] {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod config;
 pub mod nginx;
 pub mod pki;
 
