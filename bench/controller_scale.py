@@ -10,13 +10,18 @@ Measures:
     new path);
   * the same under churn (--churn R: R Endpoint rewrites per second in the background, each
     a spec change of some other object);
-  * errors on a stable route (/bench/0) polled throughout, from readiness to the end (must
+  * errors on a stable route (ep-0's path) polled throughout, from readiness to the end (must
     be 0);
   * the controller's RSS after sync, after the changes and after the churn;
   * API requests per change: requests the emulator received from the controller during
     the changes (by verb and resource) divided by the changes, and watch events sent;
   * the CPU the emulator and the controller used in each phase, so that a phase where the
-    emulator was saturated (and so distorts the figures) shows.
+    emulator was saturated (and so distorts the figures) shows;
+  * the publish time of each table the controller swapped in (its `table published` log
+    line: `model_ms` to build the model from the index, `elapsed_ms` to that plus compiling
+    and swapping the route table), p50/p99/max per phase. The controller's log (stderr) goes
+    to a file for this, at RUST_LOG `error,weir_k8s=info,weir_k8s::writer=warn` unless
+    RUST_LOG is set.
 
 By default the Lease is pre-created for another holder, so the controller is a follower and
 writes no status (the watch -> table -> serve path alone). With --leader it takes the Lease
@@ -33,7 +38,7 @@ Run through bench/controller_scale.sh, which builds the release binaries first:
     bench/controller_scale.sh 10000 100
     bench/controller_scale.sh 5000 100 --leader --churn 50
 """
-import argparse, asyncio, http.client, json, math, os, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, asyncio, http.client, json, math, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -203,6 +208,7 @@ class Phase:
         self.emu_cpu = cpu_seconds([self.b.emu.pid])
         self.ctl_cpu = cpu_seconds([self.b.ctl.pid])
         self.stats = await self.b.emu_stats()
+        self.log_offset = self.b.ctl_log_size()
         return self
 
     async def stop(self):
@@ -216,7 +222,7 @@ class Phase:
                 d = n - self.stats['requests'].get(client, {}).get(what, 0)
                 if d:
                     by[what] = by.get(what, 0) + d
-        return {'seconds': wall,
+        return {'seconds': wall, 'publish': self.b.publishes(self.log_offset),
                 'emulator_cpu_pct': (cpu_seconds([self.b.emu.pid]) - self.emu_cpu) / wall * 100,
                 'controller_cpu_pct': (cpu_seconds([self.b.ctl.pid]) - self.ctl_cpu) / wall * 100,
                 'controller_requests': by,
@@ -229,10 +235,48 @@ class Bench:
         self.emu = self.ctl = None
         self.helpers = []
         self.results = {'objects': args.objects, 'changes': args.changes, 'leader': args.leader,
+                        'segments': args.segments,
                         'churn_per_s': args.churn, 'gap_s': args.gap}
 
     def log(self, msg):
         print(msg, file=sys.stderr, flush=True)
+
+    def path_of(self, i):
+        """The path of object ep-i: /bench/i, or with --segments S, /bench-(i mod S)/i (S first
+        segments: the router rebuilds only the first-segment buckets a change touches)."""
+        s = self.a.segments
+        return f'/bench/{i}' if s <= 1 else f'/bench-{i % s}/{i}'
+
+    def ctl_log_size(self):
+        try:
+            return os.path.getsize(self.ctl_log)
+        except (AttributeError, OSError):
+            return 0
+
+    def publishes(self, offset):
+        """The controller's `table published` lines from byte `offset` of its log on:
+        count and p50/p99/max of elapsed_ms (model + compile + swap) and model_ms."""
+        elapsed, model = [], []
+        try:
+            with open(self.ctl_log, 'rb') as f:
+                f.seek(offset)
+                text = f.read().decode('utf-8', 'replace')
+        except OSError:
+            return {'count': 0}
+        for line in text.splitlines():
+            if 'table published' not in line:
+                continue
+            m = re.search(r'elapsed_ms=([\d.]+)', line)
+            if m:
+                elapsed.append(float(m.group(1)))
+            m = re.search(r'model_ms=([\d.]+)', line)
+            if m:
+                model.append(float(m.group(1)))
+        out = {'count': len(elapsed)}
+        if elapsed:
+            out.update(p50_ms=pct(elapsed, 0.5), p99_ms=pct(elapsed, 0.99), max_ms=max(elapsed),
+                       model_p50_ms=pct(model, 0.5) if model else float('nan'))
+        return out
 
     def spawn_helper(self, argv, **kw):
         p = subprocess.Popen([sys.executable, os.path.abspath(__file__)] + argv, **kw)
@@ -321,7 +365,7 @@ class Bench:
             self.log(f'{backend_bin} not built: using the Python backend')
             self.spawn_helper(['_backend', str(backend_port)])
         self.backend = f'http://{HOST}:{backend_port}'
-        tmp = tempfile.mkdtemp(prefix='weir-ctl-bench-')
+        tmp = self.tmp = tempfile.mkdtemp(prefix='weir-ctl-bench-')
         kubeconfig = os.path.join(tmp, 'kubeconfig')
         with open(kubeconfig, 'w') as f:
             f.write(f'''apiVersion: v1
@@ -350,26 +394,30 @@ current-context: e
 
             async def create(i):
                 async with sem:
-                    await self.write('POST', self.base + ENDPOINTS, endpoint(f'ep-{i}', f'/bench/{i}', self.backend))
+                    await self.write('POST', self.base + ENDPOINTS, endpoint(f'ep-{i}', self.path_of(i), self.backend))
             await asyncio.gather(*(create(i) for i in range(n)))
             r['load_seconds'] = time.monotonic() - t
             self.log(f'loaded {n} Endpoint objects into the emulator in {r["load_seconds"]:.1f}s')
 
-            env = dict(os.environ, KUBECONFIG=kubeconfig, RUST_LOG=os.environ.get('RUST_LOG', 'error'))
+            # Status writes log a line each at info: left out, they are not what is timed.
+            env = dict(os.environ, KUBECONFIG=kubeconfig,
+                       RUST_LOG=os.environ.get('RUST_LOG', 'error,weir_k8s=info,weir_k8s::writer=warn'))
+            self.ctl_log = os.path.join(tmp, 'controller.log')
             t0 = time.monotonic()
-            self.ctl = subprocess.Popen([a.weir, 'controller', '--namespace', NS, '--lease-namespace', NS,
-                                         '--port', str(gw_port), '--identity', 'bench', '--drain-seconds', '0'],
-                                        env=env, stdout=subprocess.DEVNULL)
+            with open(self.ctl_log, 'wb') as log_file:
+                self.ctl = subprocess.Popen([a.weir, 'controller', '--namespace', NS, '--lease-namespace', NS,
+                                             '--port', str(gw_port), '--identity', 'bench', '--drain-seconds', '0'],
+                                            env=env, stdout=subprocess.DEVNULL, stderr=log_file)
             sync = await Phase(self).start()
             assert await self.wait_status(self.gw + '/__health/ready', 200, interval=0.005, timeout=300), 'never ready'
             r['sync_to_ready_ms'] = (time.monotonic() - t0) * 1000
-            assert await self.wait_status(self.gw + f'/bench/{n - 1}', 200, timeout=60), 'last object not served'
+            assert await self.wait_status(self.gw + self.path_of(n - 1), 200, timeout=60), 'last object not served'
             r['sync_to_last_served_ms'] = (time.monotonic() - t0) * 1000
             r['rss_after_sync_mb'] = rss_mb(self.ctl.pid)
             self.log(f'initial sync to ready: {r["sync_to_ready_ms"]:.0f} ms; RSS {r["rss_after_sync_mb"]:.1f} MB')
 
             # The stable route is polled from here to the end, in its own process.
-            poller = self.spawn_helper(['_poll', self.gw + '/bench/0', str(a.timeout), '0.005'],
+            poller = self.spawn_helper(['_poll', self.gw + self.path_of(0), str(a.timeout), '0.005'],
                                        stdout=subprocess.PIPE, text=True)
 
             if a.leader:
@@ -422,6 +470,8 @@ current-context: e
                     p.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     p.kill()
+        if getattr(self, 'tmp', None):
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def render(r):
@@ -429,7 +479,8 @@ def render(r):
     mode = 'Lease holder, status writes on' if r['leader'] else 'follower (no status writes)'
     out = [f"Controller at {r['objects']:,} objects, {mode}; {r['changes']} changes per phase "
            f"(half creates, half updates, {r['gap_s']:g} s apart; p99 is nearest-rank, the 99th of 100); "
-           f"objects loaded into the emulator in {r['load_seconds']:.0f} s.", '',
+           f"objects loaded into the emulator in {r['load_seconds']:.0f} s; object paths under "
+           f"{'one first segment (/bench/)' if r.get('segments', 1) <= 1 else str(r['segments']) + ' first segments'}.", '',
            '| measure | value |', '|---|---|',
            f"| initial sync: start to ready | {r['sync_to_ready_ms']:.0f} ms |",
            f"| initial sync: start to last object served | {r['sync_to_last_served_ms']:.0f} ms |"]
@@ -446,9 +497,17 @@ def render(r):
                    f"(creates p50 {c['create_p50_ms']:.1f}, updates p50 {c['update_p50_ms']:.1f}) |")
     sr = r['stable_route']
     out.append(f"| errors on the stable route | {sr['errors']} of {sr['requests']:,} requests |")
-    out.append(f"| RSS after sync / after the changes{' / after churn' if 'churn' in r else ''} | "
-               f"{r['rss_after_sync_mb']:.1f} / {r['rss_after_changes_mb']:.1f}"
+    out.append(f"| RSS after sync / settled{' (statuses written)' if r['leader'] else ''} / after the changes"
+               f"{' / after churn' if 'churn' in r else ''} | "
+               f"{r['rss_after_sync_mb']:.1f} / {r['rss_after_sync_settled_mb']:.1f} / {r['rss_after_changes_mb']:.1f}"
                f"{' / %.1f' % r['rss_after_churn_mb'] if 'churn' in r else ''} MB |")
+    for key, title in [('sync_phase', 'initial sync')] + [(k, f'{k} changes') for k, _ in phases]:
+        ph = r[key] if key == 'sync_phase' else r[key]['phase']
+        pb = ph.get('publish', {})
+        if pb.get('count'):
+            out.append(f"| tables published during {title}: count; publish time p50 / p99 / max "
+                       f"(model build p50) | {pb['count']}; {pb['p50_ms']:.1f} / {pb['p99_ms']:.1f} / "
+                       f"{pb['max_ms']:.1f} ms ({pb['model_p50_ms']:.1f} ms) |")
     for key, title in phases:
         ph = r[key]['phase']
         k = r['changes']
@@ -500,6 +559,9 @@ def main():
                     help='let the controller take the Lease and write status (default: follower)')
     ap.add_argument('--churn', type=float, default=0, metavar='R',
                     help='also time the changes while R other Endpoint objects are rewritten per second')
+    ap.add_argument('--segments', type=int, default=1, metavar='S',
+                    help='spread the objects over S first path segments (/bench-0/..., default 1: all '
+                         'under /bench/); the changes add routes under /quiet/ and /churn/')
     ap.add_argument('--gap', type=float, default=0.1, metavar='S',
                     help='pause after each change is served (default 0.1 s)')
     ap.add_argument('--backend-bin', help='fixed-answer backend (default target/release/examples/bench-backend)')
