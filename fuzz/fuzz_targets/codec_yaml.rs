@@ -1,8 +1,8 @@
 //! The YAML renderer (crates/weir-proxy/src/codec/yaml.rs).
 //!
 //! Invariants: rendering any JSON value never panics, and what it writes is YAML that a YAML
-//! parser reads back as the same value (numbers compared as `f64`: integers beyond `i64`
-//! are written through a float, as Go's yaml.v3 does with a `json.Number`).
+//! parser (serde-saphyr, YAML 1.2 core-schema booleans) reads back as the same value (numbers
+//! compared as `f64`: integers beyond `i64` are written through a float).
 #![no_main]
 
 use arbitrary::Unstructured;
@@ -48,7 +48,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let text = yaml::to_yaml(&value);
     let deep = depth(&value) > DEPTH as usize + 1;
-    match serde_saphyr::from_str::<Value>(&text) {
+    // YAML 1.2 core-schema booleans (only `true`/`false`), as yaml.v3 reads them: the
+    // parser's lenient default also reads `ofF` as false, which no YAML schema does (the
+    // renderer still quotes YAML 1.1's `yes`/`no`/`on`/`off` for old readers).
+    let options = serde_saphyr::options! { strict_booleans: true };
+    match serde_saphyr::from_str_with_options::<Value>(&text, options) {
         Ok(back) => assert!(
             same(&back, &value),
             "YAML does not read back as the value\nvalue: {value}\nyaml:\n{text}\nread: {back}"

@@ -5,8 +5,10 @@
 //! then normalises the path (nginx does) would let `..%2Finternal` escape the pattern's
 //! prefix. So every value placed in the path part is checked ([`check_path_value`]) and
 //! refused when its decoded form holds `/`, `\`, NUL, or is a dot segment, before any
-//! backend is called. Values in the query part are only encoded: a query is never
-//! normalised.
+//! backend is called. A value can also complete a dot segment with the literal text around
+//! it (`{resp0_id}..` with an empty value), which no check of the value alone sees, so
+//! [`UrlPlan::build`] also refuses a path segment a value wrote into that ends up `.` or `..`.
+//! Values in the query part are only encoded: a query is never normalised.
 
 use std::fmt::Write as _;
 
@@ -551,7 +553,7 @@ mod tests {
         assert_eq!(uri.to_string(), "http://b:1/pre/svc/x/y%20z");
     }
 
-    /// Found by the `url_build` fuzz target (fuzz/regressions/url_build-dot-segment-*): each
+    /// Found by the `url_build` fuzz target (fuzz/regressions/url_build/dot-segment-*): each
     /// value passes its own check, but joined with the literal dots around it a segment
     /// becomes `..`, which nginx resolves above the pattern's prefix.
     #[test]
