@@ -5,8 +5,10 @@
 //! then normalises the path (nginx does) would let `..%2Finternal` escape the pattern's
 //! prefix. So every value placed in the path part is checked ([`check_path_value`]) and
 //! refused when its decoded form holds `/`, `\`, NUL, or is a dot segment, before any
-//! backend is called. Values in the query part are only encoded: a query is never
-//! normalised.
+//! backend is called. A value can also complete a dot segment with the literal text around
+//! it (`{resp0_id}..` with an empty value), which no check of the value alone sees, so
+//! [`UrlPlan::build`] also refuses a path segment a value wrote into that ends up `.` or `..`.
+//! Values in the query part are only encoded: a query is never normalised.
 
 use std::fmt::Write as _;
 
@@ -163,9 +165,101 @@ pub enum UrlError {
     /// requests first; this is the second line).
     #[error("the claim {{JWT.{0}}} is missing or unusable")]
     Claim(String),
+    /// A value, joined with the literal text around it, made a backend path segment `.` or
+    /// `..` (an empty answer value in `/{resp0_id}..`, a catch-all starting with `/` after
+    /// `/..`): a decoding backend would move up its path.
+    #[error("the backend path segment {0:?} is a dot segment once filled in")]
+    DotSegment(String),
     /// The assembled URL does not parse (should not happen: every value is encoded).
     #[error("invalid backend URL {0}")]
     Invalid(String),
+}
+
+/// Watches the path part of a URL being assembled, one segment at a time: a segment that a
+/// value helped to write may not end up as a dot segment, which each value's own check
+/// cannot see (`..` + an empty value). Literal-only segments are the operator's.
+struct Segments {
+    /// Where the current segment starts in the URL.
+    start: usize,
+    /// Whether a value wrote into the current segment.
+    touched: bool,
+    /// The query has started: nothing more to watch.
+    done: bool,
+}
+
+impl Segments {
+    fn new(start: usize) -> Self {
+        Self {
+            start,
+            touched: false,
+            done: false,
+        }
+    }
+
+    /// Takes note of `url[from..]`, just appended: a value's encoding (`value`) or a
+    /// literal (where `?` starts the query). Segments end at `/` and at what a backend
+    /// decodes into a separator: `%2F` (a literal's, or an encoded slash of a value under
+    /// `allowEncodedSlashes`) and `%5C`.
+    fn appended(&mut self, url: &str, from: usize, value: bool) -> Result<(), UrlError> {
+        if self.done {
+            return Ok(());
+        }
+        self.touched |= value;
+        let bytes = url.as_bytes();
+        let mut i = from;
+        while i < bytes.len() {
+            let separator = match bytes[i] {
+                b'/' => 1,
+                b'%' if bytes.get(i + 1..i + 3).is_some_and(|h| {
+                    h.eq_ignore_ascii_case(b"2f") || h.eq_ignore_ascii_case(b"5c")
+                }) =>
+                {
+                    3
+                }
+                b'?' if !value => {
+                    self.close(url, i)?;
+                    self.done = true;
+                    return Ok(());
+                }
+                _ => 0,
+            };
+            if separator == 0 {
+                i += 1;
+                continue;
+            }
+            self.close(url, i)?;
+            i += separator;
+            self.start = i;
+            self.touched = value;
+        }
+        Ok(())
+    }
+
+    /// Checks the segment ending at `end`.
+    fn close(&self, url: &str, end: usize) -> Result<(), UrlError> {
+        let segment = &url[self.start..end];
+        if self.touched && is_dot_segment(segment) {
+            return Err(UrlError::DotSegment(segment.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Checks the last segment of a URL without a query.
+    fn finish(&self, url: &str) -> Result<(), UrlError> {
+        if self.done {
+            return Ok(());
+        }
+        self.close(url, url.len())
+    }
+}
+
+/// Whether `segment`, percent-decoded once (as a backend does), is `.` or `..`.
+fn is_dot_segment(segment: &str) -> bool {
+    let mut bytes = percent_decode_str(segment);
+    matches!(
+        (bytes.next(), bytes.next(), bytes.next()),
+        (Some(b'.'), None, _) | (Some(b'.'), Some(b'.'), None)
+    )
 }
 
 impl UrlPlan {
@@ -259,7 +353,9 @@ impl UrlPlan {
         let mut url =
             String::with_capacity(host.prefix.len() + self.literal_len + 32 + query.len());
         url.push_str(&host.prefix);
+        let mut segments = Segments::new(url.len());
         for part in &self.parts {
+            let from = url.len();
             match part {
                 UrlPart::Lit(s) => url.push_str(s),
                 UrlPart::PathParam { index, .. } => {
@@ -301,7 +397,9 @@ impl UrlPlan {
                     push_encoded(&mut url, &text);
                 }
             }
+            segments.appended(&url, from, !matches!(part, UrlPart::Lit(_)))?;
         }
+        segments.finish(&url)?;
         if !query.is_empty() {
             url.push(if self.has_query { '&' } else { '?' });
             url.push_str(query);
@@ -453,6 +551,63 @@ mod tests {
             .build(&host(), &["x/y z".into()], Some("x/y%20z"), &[], None, "")
             .unwrap();
         assert_eq!(uri.to_string(), "http://b:1/pre/svc/x/y%20z");
+    }
+
+    /// Found by the `url_build` fuzz target (fuzz/regressions/url_build/dot-segment-*): each
+    /// value passes its own check, but joined with the literal dots around it a segment
+    /// becomes `..`, which nginx resolves above the pattern's prefix.
+    #[test]
+    fn values_that_complete_a_dot_segment_are_refused() {
+        let host = HostPlan::compile(&BaseUrl::parse("http://b:1/a/b").unwrap()).unwrap();
+        // An earlier answer without the field (or null, or "") fills in nothing.
+        let p = plan("/{resp0_f}..", "/x");
+        for data in [r#"{"f":null}"#, r#"{"f":""}"#, "{}"] {
+            let data: Map<String, Value> = serde_json::from_str(data).unwrap();
+            let err = p
+                .build(&host, &[], None, &[Some(data)], None, "")
+                .unwrap_err();
+            assert_eq!(err, UrlError::DotSegment("..".into()));
+        }
+        // A catch-all remainder starting with `/` leaves `..` alone before it.
+        let p = plan("/svc/..{rest}", "/api/{*rest}");
+        let err = p
+            .build(&host, &["/x".into()], Some("/x"), &[], None, "")
+            .unwrap_err();
+        assert_eq!(err, UrlError::DotSegment("..".into()));
+        // Encoded dots in the literal count: the backend decodes them; and so do encoded
+        // slashes, a literal's or a value's (with allowEncodedSlashes).
+        let p = plan("/%2e{resp0_f}/x", "/x");
+        assert!(p
+            .build(&host, &[], None, &[Some(Map::new())], None, "")
+            .is_err());
+        let p = plan("/{resp0_f}..%2F{rest}", "/x/{*rest}");
+        let err = p
+            .build(
+                &host,
+                &["y".into()],
+                Some("y"),
+                &[Some(Map::new())],
+                None,
+                "",
+            )
+            .unwrap_err();
+        assert_eq!(err, UrlError::DotSegment("..".into()));
+        let p = plan("/{id}..", "/x/{id}");
+        let err = p
+            .build(&host, &["/".into()], None, &[], None, "")
+            .unwrap_err();
+        assert_eq!(err, UrlError::DotSegment("..".into()));
+        // Dots that stay part of a longer segment, literal-only dot segments (the
+        // operator's), and the query part are left alone.
+        let data: Map<String, Value> = serde_json::from_str(r#"{"f":"v"}"#).unwrap();
+        let uri = plan("/{resp0_f}../.?a=..", "/x")
+            .build(&host, &[], None, &[Some(data)], None, "")
+            .unwrap();
+        assert_eq!(uri.to_string(), "http://b:1/a/b/v../.?a=..");
+        let uri = plan("/u?a={resp0_f}..", "/x")
+            .build(&host, &[], None, &[Some(Map::new())], None, "")
+            .unwrap();
+        assert_eq!(uri.to_string(), "http://b:1/a/b/u?a=..");
     }
 
     #[test]

@@ -57,7 +57,9 @@ impl CompiledOp {
 ///
 /// Destinations are created as needed (objects for named steps, arrays for
 /// steps bound from a `*`); a scalar standing in the way of a destination is
-/// replaced, because the moved data is what the operator asked to keep.
+/// replaced, because the moved data is what the operator asked to keep. In an
+/// array, a position bound from a `*` over an array is padded up to with nulls;
+/// a numeric step past the end appends.
 pub fn flatmap(data: &mut Map<String, Value>, ops: &[FlatmapOp]) {
     let compiled: Vec<CompiledOp> = ops.iter().map(CompiledOp::compile).collect();
     apply(data, &compiled);
@@ -274,10 +276,17 @@ fn child_slot<'a>(current: &'a mut Value, seg: &Seg) -> &'a mut Value {
     }
     match current {
         Value::Array(items) => {
-            let i = seg.index().unwrap_or(items.len());
+            let i = match seg {
+                // Padding keeps bound positions aligned with the source collection when
+                // some of its items did not match; such a position is below the length of
+                // an array in memory, so the padding costs no more than that array.
+                Seg::Index(i) => *i,
+                // A step written as a number (in the configuration, or an object key bound
+                // by `*` in an answer) may say anything, `99999999999` included: past the
+                // end it appends instead of padding to it.
+                Seg::Key(_) => seg.index().map_or(items.len(), |i| i.min(items.len())),
+            };
             if i >= items.len() {
-                // Padding keeps bound positions aligned with the source
-                // collection when some of its items did not match.
                 items.resize(i + 1, Value::Null);
             }
             &mut items[i]

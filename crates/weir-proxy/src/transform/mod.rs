@@ -404,6 +404,27 @@ mod tests {
         assert_eq!(data, before);
     }
 
+    /// Found by the `transform` fuzz target (fuzz/regressions/transform/): a numeric step
+    /// into an array padded the array up to it, so `99999999999` (configured, or an object
+    /// key of a backend's answer bound by `*`) asked for terabytes and aborted the process.
+    #[test]
+    fn flatmap_numeric_steps_past_the_end_append() {
+        let huge = "99999999999999999";
+        let mut data = obj(json!({"m": [0], "src": {huge: {"a": 1}}}));
+        flatmap(&mut data, &[mv("src.*.a", "m.*.v")]);
+        assert_eq!(data, obj(json!({"m": [0, {"v": 1}], "src": {huge: {}}})));
+        let mut data = obj(json!({"m": [0], "x": 1, "y": 2}));
+        flatmap(
+            &mut data,
+            &[mv("x", "m.18446744073709551615"), mv("y", "m.5")],
+        );
+        assert_eq!(data, obj(json!({"m": [0, 1, 2]})));
+        // Positions bound from an array still pad, keeping items aligned.
+        let mut data = obj(json!({"l": [{"b": 1}, {"a": 2}], "m": []}));
+        flatmap(&mut data, &[mv("l.*.a", "m.*")]);
+        assert_eq!(data, obj(json!({"l": [{"b": 1}, {}], "m": [null, 2]})));
+    }
+
     #[test]
     fn flatmap_del_whole_items_and_missing_paths() {
         let mut data = obj(json!({"l": [1, 2, 3], "o": {"k": 1}}));
