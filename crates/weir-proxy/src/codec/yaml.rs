@@ -13,6 +13,10 @@ use serde_json::{Map, Number, Value};
 /// Indentation step used by yaml.v3's encoder by default.
 const YAML_INDENT: usize = 4;
 
+/// Longest mapping key (bytes) written as a plain `key:`; longer ones become explicit
+/// `? key` entries, as libyaml's and yaml.v3's emitters do.
+const MAX_SIMPLE_KEY: usize = 128;
+
 /// Renders a value like Go's `yaml.v3` `Marshal` (KrakenD's `yaml` output).
 ///
 /// Block style, four-space indentation, sequences indented under their key,
@@ -65,7 +69,16 @@ fn write_mapping(out: &mut String, map: &Map<String, Value>, indent: usize, inli
         if i > 0 || !inline_first {
             push_indent(out, indent);
         }
-        push_string(out, key);
+        if key.len() > MAX_SIMPLE_KEY {
+            // YAML caps implicit keys at 1024 characters; like yaml.v3, a key longer than
+            // 128 bytes is written as an explicit `? key` entry, its value after `:` below.
+            out.push_str("? ");
+            push_string(out, key);
+            out.push('\n');
+            push_indent(out, indent);
+        } else {
+            push_string(out, key);
+        }
         out.push(':');
         match value {
             Value::Object(m) if !m.is_empty() => {

@@ -145,6 +145,39 @@ fn yaml_round_trips_through_a_yaml_parser() {
     }
 }
 
+/// Found by the `codec_yaml` fuzz target (fuzz/regressions/codec_yaml/): a key longer than
+/// 1024 characters was written as an implicit key, which YAML forbids, so no YAML parser
+/// could read the answer.
+#[test]
+fn long_keys_are_explicit_and_read_back() {
+    let long = "k".repeat(1100);
+    let sample = json!({
+        long.clone(): {"a": 1, long.clone(): [1, {long.clone(): "v"}]},
+        "short": 1,
+        "x".repeat(129): "", "y".repeat(128): null,
+    });
+    let text = to_yaml(&sample);
+    assert!(
+        text.starts_with(&format!("? {long}\n:\n    a: 1\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("\n{}: null\n", "y".repeat(128))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("? {}\n: \"\"\n", "x".repeat(129))),
+        "{text}"
+    );
+    let parsed: Value = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(parsed, sample, "\n{text}");
+    // The same below a sequence item (`- ? key`).
+    let sample = json!([{long.clone(): 1, "b": 2}]);
+    let text = to_yaml(&sample);
+    let parsed: Value = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(parsed, sample, "\n{text}");
+}
+
 #[test]
 fn renders_100k_keys_in_natural_order() {
     let n = 100_000;
