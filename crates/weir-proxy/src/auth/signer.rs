@@ -46,6 +46,9 @@ pub enum SignError {
     /// The key set could not be fetched yet, or has no `oct` key `kid`.
     #[error("no signing key: {0}")]
     NoKey(&'static str),
+    /// The endpoint timeout passed while the key set was being fetched.
+    #[error("the endpoint timeout passed before a signing key could be had")]
+    Timeout,
     /// The signature itself failed.
     #[error("signing failed: {0}")]
     Sign(#[from] jsonwebtoken::errors::Error),

@@ -185,9 +185,8 @@ pub async fn handle(
     }
     let mut data = std::mem::take(&mut outcome.data);
     if let Some(signer) = &ep.signer {
-        if let Err(e) = deadline.run(signer.sign(&mut data)).await.unwrap_or(Err(
-            crate::auth::signer::SignError::NoKey("the endpoint timeout passed"),
-        )) {
+        let signed = deadline.run(signer.sign(&mut data)).await;
+        if let Err(e) = signed.unwrap_or(Err(crate::auth::signer::SignError::Timeout)) {
             warn!(endpoint = %ep.model.path, error = %e, "the answer could not be signed");
             return text_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
