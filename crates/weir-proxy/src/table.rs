@@ -262,7 +262,8 @@ impl RouteTable {
             if !pairs_here.contains(&(t, m)) {
                 pairs.push((t.to_string(), m.to_string()));
             }
-            if !templates_here.contains(t) && !templates.iter().any(|x| x == t) {
+            // Inserting marks it reported too: each departed template is listed once.
+            if templates_here.insert(t) {
                 templates.push(t.to_string());
             }
         }
