@@ -4,12 +4,7 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-
-use crate::support::pki::{self, Ca};
+use crate::support::pki::{self, tls_client, Ca};
 use crate::support::*;
 
 const OK: &str = r#"{"ok":true,"list":[1,2]}"#;
@@ -28,32 +23,6 @@ async fn tls_gateway(certs: &[(String, String)], extra: &str, backend_url: &str)
 
 fn paths(p: (std::path::PathBuf, std::path::PathBuf)) -> (String, String) {
     (p.0.display().to_string(), p.1.display().to_string())
-}
-
-/// A hyper client over TLS trusting `ca`, verifying `sni`, with `h2` offered by ALPN or not.
-fn tls_client(
-    ca: &Ca,
-    sni: &str,
-    h2: bool,
-) -> Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
-> {
-    // hyper-rustls sets ALPN itself (enable_http1 / enable_http2).
-    let config = pki::client_config(ca, rustls::ALL_VERSIONS, &[]);
-    let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only()
-        .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
-            rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap(),
-        ));
-    if h2 {
-        Client::builder(TokioExecutor::new())
-            .http2_only(true)
-            .build(builder.enable_http2().build())
-    } else {
-        Client::builder(TokioExecutor::new()).build(builder.enable_http1().build())
-    }
 }
 
 #[tokio::test]

@@ -8,12 +8,10 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::pki::{self, Ca};
+use crate::support::pki::{self, tls_client, Ca};
 use crate::support::{backend, get, h2c_client, json_backend, reply, send, send_with, tls_backend};
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use weir::config;
 use weir::local::{self, LocalGateway, LocalOptions};
 
@@ -549,31 +547,6 @@ fn invalid_cors_settings_name_the_field() {
 }
 
 // ---------------------------------------------------------------- edge: tls, use_h2c, client_tls
-
-/// A hyper client over TLS trusting `ca`, verifying `sni`, HTTP/2 only (ALPN h2) or HTTP/1.1.
-fn tls_client(
-    ca: &Ca,
-    sni: &str,
-    h2: bool,
-) -> Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
-> {
-    let config = pki::client_config(ca, rustls::ALL_VERSIONS, &[]);
-    let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only()
-        .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
-            rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap(),
-        ));
-    if h2 {
-        Client::builder(TokioExecutor::new())
-            .http2_only(true)
-            .build(builder.enable_http2().build())
-    } else {
-        Client::builder(TokioExecutor::new()).build(builder.enable_http1().build())
-    }
-}
 
 const EDGE_OK: &str = r#"{"ok":true}"#;
 

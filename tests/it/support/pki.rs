@@ -205,3 +205,30 @@ fn civil_dates() {
     assert_eq!(civil_from_days(20_422), (2025, 11, 30));
     assert_eq!(civil_from_days(11_016), (2000, 2, 29));
 }
+
+/// A hyper client over TLS trusting `ca`, verifying `sni`, with `h2` offered by ALPN or not.
+pub fn tls_client(
+    ca: &Ca,
+    sni: &str,
+    h2: bool,
+) -> hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<bytes::Bytes>,
+> {
+    // hyper-rustls sets ALPN itself (enable_http1 / enable_http2).
+    let config = client_config(ca, rustls::ALL_VERSIONS, &[]);
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
+            rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap(),
+        ));
+    if h2 {
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build(builder.enable_http2().build())
+    } else {
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(builder.enable_http1().build())
+    }
+}
