@@ -566,6 +566,7 @@ pub struct EndpointSpec {
     pub token_signer: Option<TokenSignerSpec>,
     /// The backends (at least one).
     #[schemars(length(min = 1))]
+    #[serde(deserialize_with = "exact_vec")]
     pub backends: Vec<BackendSpec>,
 }
 
@@ -575,4 +576,18 @@ fn any_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": true,
     })
+}
+
+/// A list deserialized without spare capacity. YAML and JSON sequences do not announce their
+/// length, so serde grows the Vec and leaves it with room for 4 elements; a `BackendSpec`
+/// is ~550 bytes and most endpoints have one backend, so every cached spec (the local
+/// parse cache, the controller's store) would carry 1.6 KB of empty slots.
+fn exact_vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let mut v = Vec::<T>::deserialize(d)?;
+    v.shrink_to_fit();
+    Ok(v)
 }

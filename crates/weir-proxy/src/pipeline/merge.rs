@@ -69,7 +69,7 @@ impl Outcome {
             }
             Err(err) => {
                 log_failure(ep, backend, &err);
-                if let Some(alias) = &backend.model.errors.return_details {
+                if let Some(alias) = &backend.model().errors.return_details {
                     self.details += 1;
                     self.data.insert(format!("error_{alias}"), detail(&err));
                 }
@@ -152,7 +152,7 @@ pub fn failure_response(
 ) -> Response<Body> {
     let first = outcome.failures.into_iter().next();
     if let Some((i, BackendError::Status { status, body, .. })) = &first {
-        if ep.backends[*i].model.errors.return_code {
+        if ep.backends[*i].model().errors.return_code {
             let body = if show_errors {
                 body.clone()
             } else {

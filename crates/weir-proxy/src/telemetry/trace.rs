@@ -476,7 +476,7 @@ impl TraceScope {
     ) -> ClientSpan {
         let name = method_name(method);
         let builder = if self.sampled() {
-            let template = backend.model.url_pattern.as_str();
+            let template = backend.model().url_pattern.as_str();
             self.tracer
                 .tracer
                 .span_builder(format!("{name} {template}"))

@@ -31,7 +31,7 @@ pub async fn answer(
     backend: &CompiledBackend,
     resp: Response<Incoming>,
 ) -> Result<(Map<String, Value>, usize), BackendError> {
-    let limit = backend.model.max_response_size;
+    let limit = backend.model().max_response_size;
     let status = resp.status();
     let content_type = resp
         .headers()
@@ -76,7 +76,7 @@ pub async fn answer(
         });
     }
     let bytes = body.len();
-    let (encoding, collection) = (backend.model.encoding, backend.model.is_collection);
+    let (encoding, collection) = (backend.model().encoding, backend.model().is_collection);
     codec::decode_offloaded(encoding, collection, body, limit)
         .await
         .map(|data| (data, bytes))

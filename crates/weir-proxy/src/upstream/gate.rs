@@ -21,7 +21,7 @@ impl Pass<'_> {
         if let Some(guard) = self.guard {
             guard.finish(if ok {
                 Outcome::Success
-            } else if backend.model.errors.return_details.is_some() {
+            } else if backend.model().errors.return_details.is_some() {
                 Outcome::Ignored
             } else {
                 Outcome::Failure

@@ -29,8 +29,8 @@ impl RedirectPolicy {
     /// The policy of a backend.
     pub fn of(backend: &CompiledBackend) -> Self {
         Self {
-            follow: backend.model.follow_redirects,
-            same_origin_only: backend.model.redirect_same_host_only,
+            follow: backend.model().follow_redirects,
+            same_origin_only: backend.model().redirect_same_host_only,
         }
     }
 }
