@@ -17,6 +17,7 @@ use collector::{Collector, Received};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";
+const OTHER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 
 fn sampled_parent() -> String {
     format!("00-{TRACE_ID}-{PARENT}-01")
@@ -204,6 +205,16 @@ async fn an_unsampled_new_trace_is_not_exported_but_a_sampled_parent_is() {
     let tp = sampled_parent();
     let r = send("GET", &gw.url("/a"), &[("traceparent", &tp)], Bytes::new()).await;
     assert_eq!(r.status, 200);
+    // A client's trace that its caller did not sample is continued unsampled.
+    let unsampled = format!("00-{OTHER_TRACE}-{PARENT}-00");
+    let r = send(
+        "GET",
+        &gw.url("/a"),
+        &[("traceparent", &unsampled), ("tracestate", "k=v")],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
     // Stopping the tracer exports whatever is queued: after it, nothing else can arrive.
     let shared = gw.gw.handle.shared().clone();
     tokio::task::spawn_blocking(move || shared.stop_tracing())
@@ -225,6 +236,10 @@ async fn an_unsampled_new_trace_is_not_exported_but_a_sampled_parent_is() {
     }
     let (trace, _, flags) = parse_traceparent(recorded[5].header("traceparent").unwrap());
     assert_eq!((trace.as_str(), flags.as_str()), (TRACE_ID, "01"));
+    let (trace, span, flags) = parse_traceparent(recorded[6].header("traceparent").unwrap());
+    assert_eq!((trace.as_str(), flags.as_str()), (OTHER_TRACE, "00"));
+    assert_ne!(span, PARENT, "the gateway's call is a span of its own");
+    assert_eq!(recorded[6].header("tracestate"), Some("k=v"));
 }
 
 #[tokio::test]

@@ -6,6 +6,10 @@
 //! - W3C `traceparent`/`tracestate` from the client are continued; sampling is parent-based
 //!   with `sampleRatio` for new traces. Every backend call gets the `traceparent` of its
 //!   client span (`upstream/build.rs` forwards the client's own when tracing is off).
+//! - The sampling decision is taken here, before the SDK is entered: a request that is not
+//!   sampled (most of them at a low `sampleRatio`) gets ids and passes them on, and nothing
+//!   else: no SDK span, no context, no attribute ([`TraceScope::Unsampled`]). Only sampled
+//!   requests pay for spans.
 //! - Export is batched on the SDK's batch thread (a bounded queue: when it is full, spans
 //!   are dropped, never waited for), and the exporter itself (hyper or tonic) runs on a
 //!   runtime of its own, never on a proxy worker. A collector that is down costs a warning
@@ -25,15 +29,16 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{
-    Span as _, SpanContext, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
+    Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceId, TraceState,
+    Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, SpanData,
-    SpanExporter,
+    BatchConfigBuilder, BatchSpanProcessor, IdGenerator, RandomIdGenerator, Sampler, SdkTracer,
+    SdkTracerProvider, SpanData, SpanExporter,
 };
 use opentelemetry_sdk::Resource;
 use prometheus::IntCounter;
@@ -104,6 +109,7 @@ pub struct Tracer {
     provider: SdkTracerProvider,
     runtime: Option<ExportRuntime>,
     propagator: TraceContextPropagator,
+    ids: RandomIdGenerator,
     settings: TracingSettings,
 }
 
@@ -171,11 +177,11 @@ impl Tracer {
             .with_service_name(settings.service_name.clone())
             .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
             .build();
+        // New traces are sampled by `TraceScope` before the SDK sees them: what reaches it
+        // is sampled already.
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                settings.sample_ratio,
-            ))))
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
             .with_resource(resource)
             .build();
         let tracer = provider.tracer("weir");
@@ -184,6 +190,7 @@ impl Tracer {
             provider,
             runtime: Some(runtime),
             propagator: TraceContextPropagator::new(),
+            ids: RandomIdGenerator::default(),
             settings: settings.clone(),
         }))
     }
@@ -203,10 +210,33 @@ impl Tracer {
         }
     }
 
-    /// Starts the server span of a request: a child of the client's `traceparent` when it
-    /// sent a valid one, else the root of a new trace.
+    /// Starts the trace of a request: a child of the client's `traceparent` when it sent a
+    /// valid one (sampled when the client's was), else a new trace, sampled with
+    /// `sampleRatio`. Only a sampled trace gets an SDK span (the server span).
     pub fn server_span(self: &Arc<Self>, headers: &HeaderMap, method: &Method) -> TraceScope {
-        let parent = self.propagator.extract(&Headers(headers));
+        // Most requests carry no trace context: no propagator, no context for them.
+        let parent = headers
+            .contains_key(TRACEPARENT)
+            .then(|| self.propagator.extract(&Headers(headers)));
+        let remote = parent
+            .as_ref()
+            .map(|cx| cx.span().span_context().clone())
+            .filter(SpanContext::is_valid);
+        let (sampled, new_trace) = match &remote {
+            Some(sc) => (sc.is_sampled(), None),
+            None => {
+                let id = self.ids.new_trace_id();
+                (sample_new_trace(self.settings.sample_ratio, id), Some(id))
+            }
+        };
+        if !sampled {
+            let (trace_id, state) = match remote {
+                Some(sc) => (sc.trace_id(), sc.trace_state().clone()),
+                None => (new_trace.unwrap_or(TraceId::INVALID), TraceState::NONE),
+            };
+            return TraceScope::Unsampled(Unsampled { trace_id, state });
+        }
+        let parent = parent.unwrap_or_default();
         let span = self
             .tracer
             .span_builder(method_name(method))
@@ -214,13 +244,28 @@ impl Tracer {
             .with_start_time(SystemTime::now())
             .start_with_context(&self.tracer, &parent);
         let context = span.span_context().clone();
-        TraceScope {
+        TraceScope::Recorded(Recorded {
             tracer: self.clone(),
             cx: parent.with_span(span),
             method: method_name(method),
             context,
-        }
+        })
     }
+}
+
+/// Whether a new trace is sampled at `ratio`: the rule of the SDK's `TraceIdRatioBased`
+/// (the trace id's low 63 bits below `ratio` of their range), so the same id always gets
+/// the same answer.
+fn sample_new_trace(ratio: f64, id: TraceId) -> bool {
+    if ratio >= 1.0 {
+        return true;
+    }
+    let bound = (ratio.max(0.0) * (1u64 << 63) as f64) as u64;
+    let bytes = id.to_bytes();
+    let low = u64::from_be_bytes([
+        bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15],
+    ]);
+    (low >> 1) < bound
 }
 
 /// The method as semantic conventions name it: the known ones, else `_OTHER`.
@@ -383,22 +428,46 @@ impl opentelemetry::propagation::Extractor for Headers<'_> {
     }
 }
 
-/// A request's trace: its server span, shared by the pipeline (client spans are its
-/// children; rejections are its events). Travels in the request's extensions to
+/// A request's trace, shared by the pipeline (client spans are children of its server
+/// span; rejections are its events). Travels in the request's extensions to
 /// [`crate::pipeline::inbound::Inbound`].
 #[derive(Clone)]
-pub struct TraceScope {
+pub enum TraceScope {
+    /// Sampled: the SDK records the server span and every client span.
+    Recorded(Recorded),
+    /// Not sampled: only the ids that backends are given.
+    Unsampled(Unsampled),
+}
+
+/// A sampled request's server span.
+#[derive(Clone)]
+pub struct Recorded {
     tracer: Arc<Tracer>,
     cx: Context,
     method: &'static str,
     context: SpanContext,
 }
 
+/// A request that is not sampled: its trace id (the client's, or a new one) and the
+/// client's `tracestate`, passed on to backends with the sampled flag off.
+#[derive(Clone)]
+pub struct Unsampled {
+    trace_id: TraceId,
+    state: TraceState,
+}
+
 impl std::fmt::Debug for TraceScope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TraceScope")
-            .field("span", &self.context)
-            .finish()
+        match self {
+            TraceScope::Recorded(r) => f
+                .debug_struct("TraceScope")
+                .field("span", &r.context)
+                .finish(),
+            TraceScope::Unsampled(u) => f
+                .debug_struct("TraceScope")
+                .field("unsampled", &u.trace_id)
+                .finish(),
+        }
     }
 }
 
@@ -422,24 +491,39 @@ pub struct ServerOutcome<'a> {
 impl TraceScope {
     /// The trace id (32 hex digits).
     pub fn trace_id(&self) -> String {
-        self.context.trace_id().to_string()
+        let id = match self {
+            TraceScope::Recorded(r) => r.context.trace_id(),
+            TraceScope::Unsampled(u) => u.trace_id,
+        };
+        let mut out = String::with_capacity(32);
+        for b in id.to_bytes() {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        out
     }
 
     /// Whether this trace is recorded and exported.
     pub fn sampled(&self) -> bool {
-        self.context.is_sampled()
+        matches!(self, TraceScope::Recorded(_))
     }
 
-    /// Adds an event (a rate-limit or auth rejection) to the server span.
-    pub fn event(&self, name: &'static str, attributes: Vec<KeyValue>) {
-        self.cx.span().add_event(name, attributes);
+    /// Adds an event (a rate-limit or auth rejection) to the server span of a sampled
+    /// request; `attributes` are only built for one.
+    pub fn event(&self, name: &'static str, attributes: impl FnOnce() -> Vec<KeyValue>) {
+        if let TraceScope::Recorded(r) = self {
+            r.cx.span().add_event(name, attributes());
+        }
     }
 
     /// Ends the server span.
     pub fn finish(&self, how: ServerOutcome<'_>) {
-        let span = self.cx.span();
+        let TraceScope::Recorded(r) = self else {
+            return;
+        };
+        let span = r.cx.span();
         if span.is_recording() {
-            let method = self.method;
+            let method = r.method;
             if let Some(route) = how.route {
                 span.update_name(format!("{method} {route}"));
             }
@@ -467,35 +551,42 @@ impl TraceScope {
         span.end();
     }
 
-    /// The span of one backend call, a child of the server span.
+    /// The span of one backend call: a child of the server span, or, for a request that is
+    /// not sampled, only a new span id under the same trace.
     pub fn client_span(
         &self,
         backend: &CompiledBackend,
         method: &Method,
         deadline: Instant,
     ) -> ClientSpan {
-        let name = method_name(method);
-        let builder = if self.sampled() {
-            let template = backend.model().url_pattern.as_str();
-            self.tracer
-                .tracer
-                .span_builder(format!("{name} {template}"))
-                .with_attributes([
-                    KeyValue::new("http.request.method", name),
-                    KeyValue::new("url.template", template.to_string()),
-                    KeyValue::new("weir.backend", backend.label.clone()),
-                ])
-        } else {
-            self.tracer.tracer.span_builder(name)
+        let r = match self {
+            TraceScope::Recorded(r) => r,
+            TraceScope::Unsampled(u) => {
+                return ClientSpan(Some(ClientKind::Unsampled {
+                    trace_id: u.trace_id,
+                    span_id: RandomIdGenerator::default().new_span_id(),
+                    state: u.state.clone(),
+                }));
+            }
         };
-        let span = builder
+        let name = method_name(method);
+        let template = backend.model().url_pattern.as_str();
+        let span = r
+            .tracer
+            .tracer
+            .span_builder(format!("{name} {template}"))
+            .with_attributes([
+                KeyValue::new("http.request.method", name),
+                KeyValue::new("url.template", template.to_string()),
+                KeyValue::new("weir.backend", backend.label.clone()),
+            ])
             .with_kind(SpanKind::Client)
-            .start_with_context(&self.tracer.tracer, &self.cx);
-        ClientSpan(Some(ClientInner {
+            .start_with_context(&r.tracer.tracer, &r.cx);
+        ClientSpan(Some(ClientKind::Recorded(ClientInner {
             span,
             deadline,
             status: None,
-        }))
+        })))
     }
 }
 
@@ -508,7 +599,46 @@ struct ClientInner {
 /// One backend call's span; does nothing when tracing is off. Ended by [`ClientSpan::finish`],
 /// or, when the call is dropped half-way, as `timeout` (the deadline passed) or `cancelled`
 /// (the client left, or another of `concurrentCalls` won).
-pub struct ClientSpan(Option<ClientInner>);
+pub struct ClientSpan(Option<ClientKind>);
+
+// Not boxed: the call's future held the SDK span inline before the unsampled variant was
+// added, and a box would cost every sampled call an allocation.
+#[allow(clippy::large_enum_variant)]
+enum ClientKind {
+    /// A span the SDK records.
+    Recorded(ClientInner),
+    /// A call of a request that is not sampled: ids for its `traceparent`, nothing else.
+    Unsampled {
+        trace_id: TraceId,
+        span_id: SpanId,
+        state: TraceState,
+    },
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// `traceparent` for a span: `00-<trace id>-<span id>-<flags>`, written without `format!`.
+fn traceparent(trace_id: TraceId, span_id: SpanId, flags: u8) -> HeaderValue {
+    let mut out = [0u8; 55];
+    let mut at = 0;
+    let mut put = |bytes: &[u8], dash: bool| {
+        for b in bytes {
+            out[at] = HEX[usize::from(b >> 4)];
+            out[at + 1] = HEX[usize::from(b & 0xf)];
+            at += 2;
+        }
+        if dash {
+            out[at] = b'-';
+            at += 1;
+        }
+    };
+    put(&[0], true);
+    put(&trace_id.to_bytes(), true);
+    put(&span_id.to_bytes(), true);
+    put(&[flags], false);
+    // Hex digits and dashes are always a valid header value.
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
 
 impl ClientSpan {
     /// No span (tracing off).
@@ -532,21 +662,26 @@ impl ClientSpan {
     /// Writes this span's `traceparent` (and the trace's `tracestate`) into the backend
     /// request.
     pub fn inject(&self, headers: &mut HeaderMap) {
-        let Some(inner) = &self.0 else { return };
-        let sc = inner.span.span_context();
-        if !sc.is_valid() {
-            return;
-        }
-        let value = format!(
-            "00-{}-{}-{:02x}",
-            sc.trace_id(),
-            sc.span_id(),
-            sc.trace_flags().to_u8()
-        );
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(TRACEPARENT, v);
-        }
-        let state = sc.trace_state().header();
+        let (parent, state) = match &self.0 {
+            None => return,
+            Some(ClientKind::Recorded(inner)) => {
+                let sc = inner.span.span_context();
+                if !sc.is_valid() {
+                    return;
+                }
+                (
+                    traceparent(sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()),
+                    sc.trace_state(),
+                )
+            }
+            Some(ClientKind::Unsampled {
+                trace_id,
+                span_id,
+                state,
+            }) => (traceparent(*trace_id, *span_id, 0), state),
+        };
+        headers.insert(TRACEPARENT, parent);
+        let state = state.header();
         match HeaderValue::from_str(&state) {
             Ok(v) if !state.is_empty() => {
                 headers.insert(TRACESTATE, v);
@@ -557,9 +692,23 @@ impl ClientSpan {
         }
     }
 
+    fn recorded(&mut self) -> Option<&mut ClientInner> {
+        match &mut self.0 {
+            Some(ClientKind::Recorded(inner)) => Some(inner),
+            _ => None,
+        }
+    }
+
+    fn take_recorded(&mut self) -> Option<ClientInner> {
+        match self.0.take() {
+            Some(ClientKind::Recorded(inner)) => Some(inner),
+            _ => None,
+        }
+    }
+
     /// Records where the call goes.
     pub fn target(&mut self, uri: &Uri) {
-        let Some(inner) = &mut self.0 else { return };
+        let Some(inner) = self.recorded() else { return };
         if !inner.span.is_recording() {
             return;
         }
@@ -589,7 +738,7 @@ impl ClientSpan {
 
     /// Records the status the backend answered.
     pub fn status(&mut self, status: StatusCode) {
-        if let Some(inner) = &mut self.0 {
+        if let Some(inner) = self.recorded() {
             inner.status = Some(status);
         }
     }
@@ -597,7 +746,7 @@ impl ClientSpan {
     /// Ends the span of a pass-through call with the status the backend answered (`ok`
     /// says whether that status counts as a success).
     pub fn finish_status(mut self, status: StatusCode, ok: bool) {
-        if let Some(mut inner) = self.0.take() {
+        if let Some(mut inner) = self.take_recorded() {
             inner.status = Some(status);
             end_client(inner, if ok { "ok" } else { "failed" }, None);
         }
@@ -605,7 +754,7 @@ impl ClientSpan {
 
     /// Ends the span: `None` for a good answer, else why the call failed.
     pub fn finish(mut self, error: Option<&BackendError>) {
-        if let Some(inner) = self.0.take() {
+        if let Some(inner) = self.take_recorded() {
             let (outcome, detail) = match error {
                 None => ("ok", None),
                 Some(e) => (outcome_of(e), Some(e)),
@@ -617,7 +766,7 @@ impl ClientSpan {
 
 impl Drop for ClientSpan {
     fn drop(&mut self) {
-        if let Some(inner) = self.0.take() {
+        if let Some(inner) = self.take_recorded() {
             let outcome = if Instant::now() >= inner.deadline {
                 "timeout"
             } else {
@@ -675,12 +824,59 @@ pub fn event(
     attributes: &[(&'static str, &'static str)],
 ) {
     if let Some(scope) = extensions.get::<TraceScope>() {
-        scope.event(
-            name,
+        scope.event(name, || {
             attributes
                 .iter()
                 .map(|(k, v)| KeyValue::new(*k, *v))
-                .collect(),
+                .collect()
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_traces_are_sampled_at_the_ratio_and_by_their_id() {
+        let ids = RandomIdGenerator::default();
+        let drawn: Vec<TraceId> = (0..10_000).map(|_| ids.new_trace_id()).collect();
+        let count = |ratio| {
+            drawn
+                .iter()
+                .filter(|id| sample_new_trace(ratio, **id))
+                .count()
+        };
+        assert_eq!(count(1.0), 10_000);
+        assert_eq!(count(0.0), 0);
+        // Binomial(10,000, 0.25): 5 standard deviations are ±217.
+        let quarter = count(0.25);
+        assert!(
+            (2_283..=2_717).contains(&quarter),
+            "{quarter} of 10,000 at 0.25"
         );
+        // The same id always gets the same answer, and a lower ratio keeps a subset.
+        for id in &drawn {
+            assert_eq!(sample_new_trace(0.25, *id), sample_new_trace(0.25, *id));
+            assert!(!sample_new_trace(0.1, *id) || sample_new_trace(0.25, *id));
+        }
+    }
+
+    #[test]
+    fn traceparent_and_trace_ids_are_written_as_w3c_says() {
+        let ids = RandomIdGenerator::default();
+        for flags in [0u8, 1, 0xff] {
+            let (t, s) = (ids.new_trace_id(), ids.new_span_id());
+            assert_eq!(
+                traceparent(t, s, flags).to_str().unwrap(),
+                format!("00-{t}-{s}-{flags:02x}")
+            );
+            let scope = TraceScope::Unsampled(Unsampled {
+                trace_id: t,
+                state: TraceState::NONE,
+            });
+            assert_eq!(scope.trace_id(), t.to_string());
+            assert!(!scope.sampled());
+        }
     }
 }
