@@ -694,7 +694,7 @@ Results: bench/results/latest.md and latest.json (not committed).""".format(H2_C
         if edge:
             edge_scenarios(results, scenarios, rounds, dur, weirs, peers)
         if "observability" in scenarios:
-            observability(results, rounds, dur, weir_bin, work, weirs, target)
+            observability(results, rounds, dur, weir_bin, work, weirs, target, args.profile)
 
         # 2. Aggregation of 3 backends (~1 KB each, group + allow).
         if "aggregate" in scenarios:
@@ -975,10 +975,11 @@ def alternate(targets, rounds, dur, label, pairs=None):
     return {"targets": summary, "ratios": ratios}
 
 
-def observability(results, rounds, dur, weir_bin, work, weirs, target):
+def observability(results, rounds, dur, weir_bin, work, weirs, target, with_profile=False):
     """The cost of tracing (sampleRatio 1.0 and 0.01, exported to a collector stand-in on
     loopback) and of JSON access logs versus text, on /small, each instance against the same
-    Weir with tracing and access log off; ratios are per round."""
+    Weir with tracing and access log off; ratios are per round. With --profile, the traced
+    instances are profiled too (results["profile_trace"])."""
     sink = spawn([sys.executable, os.path.join(ROOT, "bench", "otlp_sink.py"), str(P_SINK)])
     wait_http(f"http://{HOST}:{P_SINK}/stats")
     endpoint = f"http://{HOST}:{P_SINK}"
@@ -1042,6 +1043,12 @@ def observability(results, rounds, dur, weir_bin, work, weirs, target):
             out["targets"][name]["exporter"] = {k.decode(): float(v) for k, v in found.items()}
     _, sink_stats = get(f"http://{HOST}:{P_SINK}/stats")
     out["sink"] = json.loads(sink_stats or b"{}")
+    if with_profile:
+        results["profile_trace"] = {}
+        for name in ("trace 1.0", "trace 0.01"):
+            t = targets[name]
+            port = int(t["url"].rsplit(":", 1)[1].split("/", 1)[0])
+            results["profile_trace"][name] = profile(t["pid"], port, dur, work, paths=("/small",))["/small"]
     results["observability"] = out
     log(f"observability: {out['ratios']} sink {out['sink']}")
 
@@ -1049,15 +1056,16 @@ def observability(results, rounds, dur, weir_bin, work, weirs, target):
 PROFILE_TOP = 15
 
 
-def profile(pid, port, dur, work):
-    """A flat CPU profile of the Weir process `pid` during one wrk run on each single-backend
-    endpoint: `perf record -e cpu-clock` (no hardware counters in these VMs), then the top
-    symbols and the split by binary (weir, kernel, libc) from `perf report`."""
+def profile(pid, port, dur, work, paths=("/small", "/small-noop")):
+    """A flat CPU profile of the Weir process `pid` during one wrk run on each of `paths`
+    (by default the single-backend endpoints): `perf record -e cpu-clock` (no hardware
+    counters in these VMs), then the top symbols and the split by binary (weir, kernel,
+    libc) from `perf report`."""
     if not shutil.which("perf"):
         log("perf not found (apt-get install linux-perf): no profile")
         return {}
     out = {}
-    for path in ("/small", "/small-noop"):
+    for path in paths:
         data = os.path.join(work, "perf.data")
         rec = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "997", "-p", str(pid),
                                 "-o", data, "--", "sleep", str(dur)],
@@ -1318,6 +1326,8 @@ def render(r):
         out += ["", f"Exporter counters: {json.dumps(exp)}; collector stand-in: {json.dumps(o.get('sink'))}."]
     profiles = [("Weir", path, pr) for path, pr in (r.get("profile") or {}).items()]
     profiles += [("the --baseline-bin Weir", path, pr) for path, pr in (r.get("profile_baseline") or {}).items()]
+    profiles += [(f"Weir with tracing at {name[len('trace '):]}", "/small", pr)
+                 for name, pr in (r.get("profile_trace") or {}).items()]
     for who, path, pr in profiles:
         out += ["", f"### Profile of {who} on `{path}` (perf record -e cpu-clock, {pr['rps']:.0f} req/s, "
                 f"{pr['cpu_us_per_req']:.1f} us/req during the profile)", "",
