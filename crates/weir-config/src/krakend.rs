@@ -842,7 +842,7 @@ fn map_endpoint(
                     for key in m.unsupported {
                         cx.unsupported(format!("auth/signer option \"{key}\""), at.clone());
                     }
-                    spec.token_signer = Some(m.signer);
+                    spec.token_signer = Some(Box::new(m.signer));
                 }
                 Err(errors) => {
                     for (f, message) in errors {
@@ -860,7 +860,7 @@ fn map_endpoint(
                             .into_iter()
                             .map(|n| format!("{}: {at}: {n}", cx.file)),
                     );
-                    spec.auth = Some(m.auth);
+                    spec.auth = Some(Box::new(m.auth));
                 }
                 Err(errors) => {
                     for (f, message) in errors {

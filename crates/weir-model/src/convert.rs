@@ -797,8 +797,10 @@ pub fn endpoint_to_model(
         sequential: spec.sequential,
         static_response,
         allow_encoded_slashes: spec.allow_encoded_slashes,
-        auth: endpoint_auth,
-        token_signer,
+        // Boxed: most endpoints have neither, and inline they are 700 of the endpoint's
+        // 1,040 bytes.
+        auth: endpoint_auth.map(Box::new),
+        token_signer: token_signer.map(Box::new),
         backends,
     })
 }

@@ -520,9 +520,9 @@ pub struct Endpoint {
     /// Path parameters may carry encoded slashes to backends.
     pub allow_encoded_slashes: bool,
     /// Who may call it; `None` = anyone.
-    pub auth: Option<Auth>,
+    pub auth: Option<Box<Auth>>,
     /// Fields of the answer signed as JWTs.
-    pub token_signer: Option<TokenSigner>,
+    pub token_signer: Option<Box<TokenSigner>>,
     /// At least one backend.
     pub backends: Vec<Backend>,
 }

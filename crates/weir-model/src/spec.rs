@@ -560,10 +560,10 @@ pub struct EndpointSpec {
     pub static_response: Option<StaticResponseSpec>,
     /// Authentication (default: the settings' `auth`); `{}` makes the endpoint public.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth: Option<AuthSpec>,
+    pub auth: Option<Box<AuthSpec>>,
     /// Sign fields of the answer as JWTs (KrakenD's `auth/signer`), e.g. a token endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_signer: Option<TokenSignerSpec>,
+    pub token_signer: Option<Box<TokenSignerSpec>>,
     /// The backends (at least one).
     #[schemars(length(min = 1))]
     #[serde(deserialize_with = "exact_vec")]
