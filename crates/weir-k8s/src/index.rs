@@ -453,7 +453,11 @@ impl Index {
     fn insert_entry(&mut self, entry: Entry, batch: &mut Batch) {
         let key = entry.object.key.clone();
         for svc in &entry.services {
-            let users = self.by_service.entry(svc.clone()).or_default();
+            // Room for one: a grown Vec starts at 4, and most lists keep one item.
+            let users = self
+                .by_service
+                .entry(svc.clone())
+                .or_insert_with(|| Vec::with_capacity(1));
             if !users.contains(&key) {
                 users.push(key.clone());
             }
@@ -464,7 +468,10 @@ impl Index {
                 created: entry.object.created,
                 key: key.clone(),
             };
-            let claims = self.claims.entry(route.clone()).or_default();
+            let claims = self
+                .claims
+                .entry(route.clone())
+                .or_insert_with(|| Vec::with_capacity(1));
             if let Err(i) = claims.binary_search(&claim) {
                 claims.insert(i, claim);
             }
