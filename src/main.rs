@@ -16,6 +16,11 @@ use weir::config;
 use weir::controller::{self, ControllerOptions};
 use weir::local::{self, LocalOptions, Stop};
 
+/// mimalloc instead of the system allocator (experiment: `--features mimalloc`).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status of an invalid configuration (or a start that failed).
 const INVALID: u8 = 1;
 
