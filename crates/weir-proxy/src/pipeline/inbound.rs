@@ -206,7 +206,16 @@ impl Inbound {
             })
             .map(|(n, v)| (n.clone(), v.clone()))
             .collect();
-        let peer_text = peer.to_string();
+        // Written on the stack: the header value below is then the only allocation.
+        let mut peer_buf = [0u8; 48];
+        let peer_text = {
+            use std::io::Write as _;
+            let mut cursor = std::io::Cursor::new(&mut peer_buf[..]);
+            // An IPv6 address is at most 45 characters.
+            let _ = write!(cursor, "{peer}");
+            let n = usize::try_from(cursor.position()).unwrap_or(0);
+            std::str::from_utf8(&peer_buf[..n]).unwrap_or("unknown")
+        };
         // From a trusted proxy the chain so far is kept and the peer appended; from anyone
         // else the chain is the peer alone (a client can write any X-Forwarded-For).
         let forwarded_for = if peer_trusted {
@@ -216,12 +225,12 @@ impl Inbound {
                 .filter_map(|v| v.to_str().ok())
                 .collect();
             if chain.is_empty() {
-                HeaderValue::from_str(&peer_text)
+                HeaderValue::from_str(peer_text)
             } else {
                 HeaderValue::from_str(&format!("{}, {peer_text}", chain.join(", ")))
             }
         } else {
-            HeaderValue::from_str(&peer_text)
+            HeaderValue::from_str(peer_text)
         }
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         let client_via: Vec<&str> = headers

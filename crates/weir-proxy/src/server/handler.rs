@@ -199,11 +199,13 @@ async fn serve(
     let start = Instant::now();
     let settings = table.settings();
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // A clone of the parsed URI shares its bytes (no copy of the path per request).
+    let uri = req.uri().clone();
+    let path = uri.path();
     let mut guard = DisconnectGuard {
         armed: true,
         method: &method,
-        path: &path,
+        path,
         request_id: &labels.request_id,
         in_flight: &shared.metrics().in_flight,
     };
@@ -212,7 +214,7 @@ async fn serve(
     let cors_policy = table.cors().filter(|_| role != Role::Admin);
     let origin = cors_policy.and_then(|_| req.headers().get(header::ORIGIN).cloned());
     let preflight = cors_policy.is_some() && cors::is_preflight(&method, req.headers());
-    let is_admin = serve_admin && admin::claims(settings, &path);
+    let is_admin = serve_admin && admin::claims(settings, path);
     let mut matched: Option<Arc<CompiledEndpoint>> = None;
     let mut resp = if let Err(refusal) = guard::check(req.uri(), req.headers()) {
         plain(refusal.status(), refusal.text())
@@ -222,7 +224,7 @@ async fn serve(
         cors::preflight(policy, req.headers())
     } else if is_admin {
         admin::handle(&shared.admin_state(), settings, req, peer).await
-    } else if role == Role::Admin || model::is_reserved(&path) {
+    } else if role == Role::Admin || model::is_reserved(path) {
         plain(StatusCode::NOT_FOUND, "404 page not found")
     } else {
         let host = if table.router.has_host_routes() {
@@ -230,7 +232,7 @@ async fn serve(
         } else {
             None
         };
-        match table.router.lookup(host.as_deref(), &method, &path) {
+        match table.router.lookup(host.as_deref(), &method, path) {
             Lookup::Found(ep, params) => {
                 let grpc = ep.model.output_encoding == model::OutputEncoding::NoOp
                     && pipeline::grpc::is_grpc(req.headers());
@@ -295,7 +297,7 @@ async fn serve(
             .map(|v| v.as_bytes() == b"true");
         scope.finish(ServerOutcome {
             route,
-            path: &path,
+            path,
             status: resp.status(),
             completed,
             peer: peer.ip(),
@@ -308,7 +310,7 @@ async fn serve(
             latency: start.elapsed(),
             peer: peer.ip(),
             method: &method,
-            path: &path,
+            path,
             route,
             bytes: resp.body().size_hint().exact(),
             request_id: labels.request_id.as_bytes(),

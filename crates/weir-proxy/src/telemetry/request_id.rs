@@ -70,8 +70,11 @@ pub fn generate() -> HeaderValue {
         out[2 * i] = HEX[usize::from(byte >> 4)];
         out[2 * i + 1] = HEX[usize::from(byte & 0xf)];
     }
-    // Hex digits are always a valid header value.
-    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    // One allocation, shared by every copy: the id goes into the backend request and the
+    // answer (a `Vec`-backed value would allocate again on its first clone). Hex digits are
+    // always a valid header value.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(out))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// What application-log lines written for a request carry.
