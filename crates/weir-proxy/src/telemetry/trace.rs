@@ -37,8 +37,8 @@ use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, IdGenerator, RandomIdGenerator, Sampler, SdkTracer,
-    SdkTracerProvider, SpanData, SpanExporter,
+    BatchConfigBuilder, BatchSpanProcessor, IdGenerator, RandomIdGenerator, Sampler,
+    SamplingDecision, SdkTracer, SdkTracerProvider, ShouldSample, SpanData, SpanExporter,
 };
 use opentelemetry_sdk::Resource;
 use prometheus::IntCounter;
@@ -222,18 +222,15 @@ impl Tracer {
             .as_ref()
             .map(|cx| cx.span().span_context().clone())
             .filter(SpanContext::is_valid);
-        let (sampled, new_trace) = match &remote {
-            Some(sc) => (sc.is_sampled(), None),
+        let unsampled = match remote {
+            Some(sc) => (!sc.is_sampled()).then(|| (sc.trace_id(), sc.trace_state().clone())),
             None => {
                 let id = self.ids.new_trace_id();
-                (sample_new_trace(self.settings.sample_ratio, id), Some(id))
+                (!sample_new_trace(self.settings.sample_ratio, id))
+                    .then_some((id, TraceState::NONE))
             }
         };
-        if !sampled {
-            let (trace_id, state) = match remote {
-                Some(sc) => (sc.trace_id(), sc.trace_state().clone()),
-                None => (new_trace.unwrap_or(TraceId::INVALID), TraceState::NONE),
-            };
+        if let Some((trace_id, state)) = unsampled {
             return TraceScope::Unsampled(Unsampled { trace_id, state });
         }
         let parent = parent.unwrap_or_default();
@@ -253,19 +250,14 @@ impl Tracer {
     }
 }
 
-/// Whether a new trace is sampled at `ratio`: the rule of the SDK's `TraceIdRatioBased`
-/// (the trace id's low 63 bits below `ratio` of their range), so the same id always gets
-/// the same answer.
+/// Whether a new trace is sampled at `ratio`: the SDK's own `TraceIdRatioBased` rule (by
+/// the trace id, so the same id always gets the same answer), asked here because the SDK
+/// only sees the traces that are sampled.
 fn sample_new_trace(ratio: f64, id: TraceId) -> bool {
-    if ratio >= 1.0 {
-        return true;
-    }
-    let bound = (ratio.max(0.0) * (1u64 << 63) as f64) as u64;
-    let bytes = id.to_bytes();
-    let low = u64::from_be_bytes([
-        bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15],
-    ]);
-    (low >> 1) < bound
+    Sampler::TraceIdRatioBased(ratio)
+        .should_sample(None, id, "", &SpanKind::Server, &[], &[])
+        .decision
+        == SamplingDecision::RecordAndSample
 }
 
 /// The method as semantic conventions name it: the known ones, else `_OTHER`.
