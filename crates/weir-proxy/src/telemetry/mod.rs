@@ -14,3 +14,13 @@ pub mod log;
 pub mod metrics;
 pub mod request_id;
 pub mod trace;
+
+/// Writes `bytes` as lower-case hex into the start of `out` (two digits per byte; `out` must
+/// hold them): request ids, trace and span ids.
+pub(crate) fn write_hex(bytes: &[u8], out: &mut [u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0xf)];
+    }
+}

@@ -63,13 +63,12 @@ fn splitmix(state: &Cell<u64>) -> u64 {
 
 /// A new id: 32 lower-case hex digits.
 pub fn generate() -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let (a, b) = STATE.with(|s| (splitmix(s), splitmix(s)));
     let mut out = [0u8; 32];
-    for (i, byte) in a.to_be_bytes().iter().chain(&b.to_be_bytes()).enumerate() {
-        out[2 * i] = HEX[usize::from(byte >> 4)];
-        out[2 * i + 1] = HEX[usize::from(byte & 0xf)];
-    }
+    super::write_hex(
+        &(u128::from(a) << 64 | u128::from(b)).to_be_bytes(),
+        &mut out,
+    );
     // One allocation, shared by every copy: the id goes into the backend request and the
     // answer (a `Vec`-backed value would allocate again on its first clone). Hex digits are
     // always a valid header value.

@@ -51,6 +51,7 @@ use crate::error::BackendError;
 use crate::plan::CompiledBackend;
 use crate::telemetry::log::{chain, LogGate};
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::write_hex;
 
 /// `traceparent` (W3C Trace Context).
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -487,12 +488,10 @@ impl TraceScope {
             TraceScope::Recorded(r) => r.context.trace_id(),
             TraceScope::Unsampled(u) => u.trace_id,
         };
-        let mut out = String::with_capacity(32);
-        for b in id.to_bytes() {
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-        out
+        let mut out = [0u8; 32];
+        write_hex(&id.to_bytes(), &mut out);
+        // Hex digits are ASCII.
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// Whether this trace is recorded and exported.
@@ -607,27 +606,12 @@ enum ClientKind {
     },
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// `traceparent` for a span: `00-<trace id>-<span id>-<flags>`, written without `format!`.
 fn traceparent(trace_id: TraceId, span_id: SpanId, flags: u8) -> HeaderValue {
-    let mut out = [0u8; 55];
-    let mut at = 0;
-    let mut put = |bytes: &[u8], dash: bool| {
-        for b in bytes {
-            out[at] = HEX[usize::from(b >> 4)];
-            out[at + 1] = HEX[usize::from(b & 0xf)];
-            at += 2;
-        }
-        if dash {
-            out[at] = b'-';
-            at += 1;
-        }
-    };
-    put(&[0], true);
-    put(&trace_id.to_bytes(), true);
-    put(&span_id.to_bytes(), true);
-    put(&[flags], false);
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    write_hex(&trace_id.to_bytes(), &mut out[3..35]);
+    write_hex(&span_id.to_bytes(), &mut out[36..52]);
+    write_hex(&[flags], &mut out[53..55]);
     // Hex digits and dashes are always a valid header value.
     HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
