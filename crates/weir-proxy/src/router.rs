@@ -13,6 +13,14 @@
 //! the literal one). A bucket whose routes did not change is reused as it is by the next
 //! table: a one-endpoint change rebuilds one small matcher, not 10,000 routes.
 //!
+//! Routes without a placeholder (`/bench/17`, `/health/live`) are not in a matcher at all:
+//! they sit in hash shards keyed by their whole path, looked up before the matchers. A
+//! matcher would answer the same (a literal path is the most specific match there is), but
+//! ten thousand literal routes under one first segment would be one matcher that every
+//! change rebuilds; a shard holds a few dozen. When a literal route matches the path but
+//! lacks the method, the `{param}` routes of its bucket stay shadowed as they were in one
+//! matcher, and the search goes on with the catch-alls.
+//!
 //! A second claim on the same host, method and shape is refused with the value already
 //! there, never silently dropped. `HEAD` is served by the `GET` endpoint, an `ANY` endpoint
 //! takes every method the path has no endpoint of its own for, and a 405 carries the
@@ -85,10 +93,22 @@ struct Bucket<T> {
     members: Vec<Arc<T>>,
 }
 
+/// Literal routes whose path hashes to one shard, sorted by path.
+struct ExactShard<T> {
+    /// One slot per path, sorted by it; `paths[i]` names the value whose template is the
+    /// path of `slots[i]` (no copy of the path).
+    slots: Vec<Slot<T>>,
+    paths: Vec<Arc<T>>,
+    /// The values in build order: what decides whether the next table can reuse it.
+    members: Vec<Arc<T>>,
+}
+
 /// One host's buckets.
 struct HostRoutes<T> {
     literal: HashMap<String, Arc<Bucket<T>>>,
     placeholder: Option<Arc<Bucket<T>>>,
+    /// Literal routes by [`shard_of`] their path (a power-of-two count; empty: none).
+    exact: Vec<Option<Arc<ExactShard<T>>>>,
 }
 
 impl<T> Default for HostRoutes<T> {
@@ -96,8 +116,31 @@ impl<T> Default for HostRoutes<T> {
         Self {
             literal: HashMap::new(),
             placeholder: None,
+            exact: Vec::new(),
         }
     }
+}
+
+/// Literal routes per shard, about: few enough that rebuilding a shard is cheap, enough that
+/// a host with a handful of literal routes has a single shard.
+const EXACT_PER_SHARD: usize = 32;
+
+/// How many shards a host with `n` literal routes gets (a power of two).
+fn exact_shards(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        (n / EXACT_PER_SHARD).next_power_of_two().min(4096)
+    }
+}
+
+/// The shard of a literal path. `DefaultHasher::new()` is the same function on every call,
+/// so a path keeps its shard from one table to the next.
+fn shard_of(path: &str, shards: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    (h.finish() as usize) & (shards - 1)
 }
 
 /// Host-aware router over values of type `T` (compiled endpoints).
@@ -149,6 +192,43 @@ fn first_literal(template: &str) -> Option<&str> {
     (!first.starts_with('{')).then_some(first)
 }
 
+impl<T> Slot<T> {
+    fn new(catch_all: bool) -> Self {
+        Slot {
+            methods: Default::default(),
+            any: None,
+            catch_all,
+            allow: HeaderValue::from_static(""),
+        }
+    }
+
+    /// The value serving `method` (`wanted` is its parsed form), if any.
+    fn pick(&self, wanted: Option<Method>, method: &http::Method) -> Option<&Arc<T>> {
+        match wanted {
+            Some(w) => self.methods[w as usize].as_ref(),
+            // HEAD is a GET without the body.
+            None if method == http::Method::HEAD => self.methods[Method::Get as usize].as_ref(),
+            None => None,
+        }
+        .or(self.any.as_ref())
+    }
+}
+
+impl<T: Routed> Slot<T> {
+    /// Puts `value` in its method's place; a second claim on it is refused.
+    fn claim(&mut self, value: &Arc<T>) -> Result<(), BuildError<T>> {
+        let entry = match value.method() {
+            Method::Any => &mut self.any,
+            m => &mut self.methods[m as usize],
+        };
+        if let Some(existing) = entry {
+            return Err(BuildError::Duplicate(existing.clone(), value.clone()));
+        }
+        *entry = Some(value.clone());
+        Ok(())
+    }
+}
+
 fn allow_value<T>(slot: &Slot<T>) -> HeaderValue {
     if slot.any.is_some() {
         return HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
@@ -197,24 +277,11 @@ impl<T: Routed> Bucket<T> {
                     insert_layered(&mut layers, &shaped, i, template.has_catch_all())
                         .map_err(|e| BuildError::Shape(value.clone(), e))?;
                     by_shape.insert(shaped, i);
-                    slots.push(Slot {
-                        methods: Default::default(),
-                        any: None,
-                        catch_all: template.has_catch_all(),
-                        allow: HeaderValue::from_static(""),
-                    });
+                    slots.push(Slot::new(template.has_catch_all()));
                     i
                 }
             };
-            let slot = &mut slots[slot];
-            let entry = match value.method() {
-                Method::Any => &mut slot.any,
-                m => &mut slot.methods[m as usize],
-            };
-            if let Some(existing) = entry {
-                return Err(BuildError::Duplicate(existing.clone(), value.clone()));
-            }
-            *entry = Some(value.clone());
+            slots[slot].claim(value)?;
         }
         for slot in &mut slots {
             slot.allow = allow_value(slot);
@@ -224,15 +291,6 @@ impl<T: Routed> Bucket<T> {
             slots,
             members,
         })
-    }
-
-    fn same_members(&self, values: &[Arc<T>]) -> bool {
-        self.members.len() == values.len()
-            && self
-                .members
-                .iter()
-                .zip(values)
-                .all(|(a, b)| Arc::ptr_eq(a, b))
     }
 }
 
@@ -266,33 +324,135 @@ fn insert_layered(
     Ok(())
 }
 
-/// Builds a bucket, or reuses `previous` when its routes are the very same values.
-fn bucket<T: Routed>(
-    previous: Option<&Arc<Bucket<T>>>,
-    members: Vec<Arc<T>>,
-) -> Result<Arc<Bucket<T>>, BuildError<T>> {
-    match previous {
-        Some(p) if p.same_members(&members) => Ok(p.clone()),
-        _ => Bucket::build(members).map(Arc::new),
+/// A part of a router built from a list of values: a matcher bucket or a literal shard.
+trait Part<T>: Sized {
+    fn members(&self) -> &[Arc<T>];
+    fn build(members: Vec<Arc<T>>) -> Result<Self, BuildError<T>>;
+}
+
+impl<T: Routed> Part<T> for Bucket<T> {
+    fn members(&self) -> &[Arc<T>] {
+        &self.members
+    }
+    fn build(members: Vec<Arc<T>>) -> Result<Self, BuildError<T>> {
+        Bucket::build(members)
     }
 }
 
-type Groups<'a, T> = HashMap<(Option<&'a str>, Option<&'a str>), Vec<Arc<T>>>;
+impl<T: Routed> Part<T> for ExactShard<T> {
+    fn members(&self) -> &[Arc<T>] {
+        &self.members
+    }
+    fn build(members: Vec<Arc<T>>) -> Result<Self, BuildError<T>> {
+        ExactShard::build(members)
+    }
+}
+
+/// Builds a part, or reuses `previous` when its routes are the very same values (the
+/// same `Arc`s in the same order).
+fn part<T, P: Part<T>>(
+    previous: Option<&Arc<P>>,
+    members: Vec<Arc<T>>,
+) -> Result<Arc<P>, BuildError<T>> {
+    match previous {
+        Some(p)
+            if p.members().len() == members.len()
+                && p.members()
+                    .iter()
+                    .zip(&members)
+                    .all(|(a, b)| Arc::ptr_eq(a, b)) =>
+        {
+            Ok(p.clone())
+        }
+        _ => P::build(members).map(Arc::new),
+    }
+}
+
+impl<T: Routed> ExactShard<T> {
+    fn build(members: Vec<Arc<T>>) -> Result<Self, BuildError<T>> {
+        // Sorted by path, stable: of two claims on one path and method, the first in
+        // configuration order is the one kept and named first.
+        let mut order: Vec<&Arc<T>> = members.iter().collect();
+        order.sort_by(|a, b| a.template().as_str().cmp(b.template().as_str()));
+        let mut slots: Vec<Slot<T>> = Vec::new();
+        let mut paths: Vec<Arc<T>> = Vec::new();
+        for value in order {
+            let same_path = paths
+                .last()
+                .is_some_and(|p| p.template().as_str() == value.template().as_str());
+            if !same_path {
+                slots.push(Slot::new(false));
+                paths.push(value.clone());
+            }
+            slots.last_mut().expect("pushed above").claim(value)?;
+        }
+        for slot in &mut slots {
+            slot.allow = allow_value(slot);
+        }
+        slots.shrink_to_fit();
+        paths.shrink_to_fit();
+        Ok(Self {
+            slots,
+            paths,
+            members,
+        })
+    }
+
+    fn get(&self, path: &str) -> Option<&Slot<T>> {
+        self.paths
+            .binary_search_by(|p| p.template().as_str().cmp(path))
+            .ok()
+            .map(|i| &self.slots[i])
+    }
+}
+
+/// Where a route goes within its host.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Place<'a> {
+    /// The matcher of routes whose first segment is this literal.
+    Literal(&'a str),
+    /// The matcher of routes starting with a placeholder.
+    Placeholder,
+    /// The literal-route shard with this index.
+    Exact(usize),
+}
+
+type Groups<'a, T> = HashMap<(Option<&'a str>, Place<'a>), Vec<Arc<T>>>;
 
 impl<T: Routed> Router<T> {
     /// Builds a router over `values` (in configuration order). Buckets of `previous` whose
     /// routes are the same values are reused as they are.
     pub fn build(values: &[Arc<T>], previous: Option<&Router<T>>) -> Result<Self, BuildError<T>> {
+        Self::build_with(values, previous, true)
+    }
+
+    /// [`Router::build`]; `split_exact: false` keeps literal routes in the matchers, the
+    /// reference the tests hold the shards to.
+    fn build_with(
+        values: &[Arc<T>],
+        previous: Option<&Router<T>>,
+        split_exact: bool,
+    ) -> Result<Self, BuildError<T>> {
+        let is_exact = |v: &Arc<T>| split_exact && v.template().params().is_empty();
+        let mut exact_per_host: HashMap<Option<&str>, usize> = HashMap::new();
+        for v in values.iter().filter(|v| is_exact(v)) {
+            *exact_per_host.entry(v.host()).or_default() += 1;
+        }
         let mut groups: Groups<'_, T> = HashMap::new();
         for v in values {
-            let key = (v.host(), first_literal(v.template().as_str()));
-            groups.entry(key).or_default().push(v.clone());
+            let template = v.template().as_str();
+            let place = if is_exact(v) {
+                Place::Exact(shard_of(template, exact_shards(exact_per_host[&v.host()])))
+            } else {
+                first_literal(template).map_or(Place::Placeholder, Place::Literal)
+            };
+            groups.entry((v.host(), place)).or_default().push(v.clone());
         }
         let mut router = Router {
             routes: values.len(),
             ..Router::default()
         };
-        for ((host, first), members) in groups {
+        for ((host, place), members) in groups {
             let old_host = previous.and_then(|p| match host {
                 Some(h) => p.by_host.get(h),
                 None => Some(&p.any_host),
@@ -301,16 +461,26 @@ impl<T: Routed> Router<T> {
                 Some(h) => router.by_host.entry(h.to_string()).or_default(),
                 None => &mut router.any_host,
             };
-            match first {
-                Some(seg) => {
+            match place {
+                Place::Literal(seg) => {
                     let old = old_host.and_then(|h| h.literal.get(seg));
-                    target
-                        .literal
-                        .insert(seg.to_string(), bucket(old, members)?);
+                    target.literal.insert(seg.to_string(), part(old, members)?);
                 }
-                None => {
+                Place::Placeholder => {
                     let old = old_host.and_then(|h| h.placeholder.as_ref());
-                    target.placeholder = Some(bucket(old, members)?);
+                    target.placeholder = Some(part(old, members)?);
+                }
+                Place::Exact(i) => {
+                    let shards = exact_shards(exact_per_host[&host]);
+                    // A shard is reused only when the shard count is the same (else the
+                    // same index holds other paths).
+                    let old = old_host
+                        .filter(|h| h.exact.len() == shards)
+                        .and_then(|h| h.exact[i].as_ref());
+                    if target.exact.is_empty() {
+                        target.exact.resize_with(shards, || None);
+                    }
+                    target.exact[i] = Some(part(old, members)?);
                 }
             }
         }
@@ -326,7 +496,10 @@ impl<T> Router<T> {
 
     /// Finds the route for `host` (lower-case, no port), `method` and the raw request path.
     /// Host routes win; the host-less ones are the fallback.
-    pub fn lookup(&self, host: Option<&str>, method: &http::Method, path: &str) -> Lookup<T> {
+    pub fn lookup(&self, host: Option<&str>, method: &http::Method, path: &str) -> Lookup<T>
+    where
+        T: Routed,
+    {
         let mut allow = None;
         let wanted = Method::parse(method.as_str());
         let first = path
@@ -337,29 +510,35 @@ impl<T> Router<T> {
             .unwrap_or("");
         let host_routes = host.and_then(|h| self.by_host.get(h));
         for routes in host_routes.into_iter().chain(Some(&self.any_host)) {
-            let buckets = routes
+            // A literal route is what one matcher would have found first for this path.
+            let mut shadowed = false;
+            if !routes.exact.is_empty() {
+                let shard = &routes.exact[shard_of(path, routes.exact.len())];
+                if let Some(slot) = shard.as_ref().and_then(|s| s.get(path)) {
+                    if let Some(ep) = slot.pick(wanted, method) {
+                        return Lookup::Found(ep.clone(), Params::default());
+                    }
+                    allow.get_or_insert_with(|| slot.allow.clone());
+                    // It shadows the `{param}` routes of its bucket's first matcher.
+                    shadowed = true;
+                }
+            }
+            let literal = routes
                 .literal
                 .get(first)
-                .into_iter()
-                .chain(&routes.placeholder);
-            for (bucket, matcher) in buckets.flat_map(|b| b.layers.iter().map(move |l| (b, l))) {
-                let Ok(m) = matcher.at(path) else {
-                    continue;
-                };
-                let slot = &bucket.slots[*m.value];
-                let found = match wanted {
-                    Some(w) => slot.methods[w as usize].as_ref(),
-                    // HEAD is a GET without the body.
-                    None if method == http::Method::HEAD => {
-                        slot.methods[Method::Get as usize].as_ref()
+                .map(|b| (b, usize::from(shadowed)));
+            let placeholder = routes.placeholder.as_ref().map(|b| (b, 0));
+            for (bucket, skip) in literal.into_iter().chain(placeholder) {
+                for matcher in bucket.layers.iter().skip(skip) {
+                    let Ok(m) = matcher.at(path) else {
+                        continue;
+                    };
+                    let slot = &bucket.slots[*m.value];
+                    if let Some(ep) = slot.pick(wanted, method) {
+                        return Lookup::Found(ep.clone(), params(&m.params, slot.catch_all));
                     }
-                    None => None,
+                    allow.get_or_insert_with(|| slot.allow.clone());
                 }
-                .or(slot.any.as_ref());
-                if let Some(ep) = found {
-                    return Lookup::Found(ep.clone(), params(&m.params, slot.catch_all));
-                }
-                allow.get_or_insert_with(|| slot.allow.clone());
             }
         }
         match allow {
@@ -378,7 +557,8 @@ impl<T> Router<T> {
         self.routes == 0
     }
 
-    /// Buckets shared with `other` (the same matcher): how much of a router a rebuild reused.
+    /// Buckets and literal-route shards shared with `other` (the very same): how much of a
+    /// router a rebuild reused.
     pub fn shared_buckets(&self, other: &Router<T>) -> usize {
         let count = |a: &HostRoutes<T>, b: &HostRoutes<T>| {
             a.literal
@@ -388,6 +568,11 @@ impl<T> Router<T> {
                 + usize::from(
                     matches!((&a.placeholder, &b.placeholder), (Some(x), Some(y)) if Arc::ptr_eq(x, y)),
                 )
+                + a.exact
+                    .iter()
+                    .zip(&b.exact)
+                    .filter(|(x, y)| matches!((x, y), (Some(x), Some(y)) if Arc::ptr_eq(x, y)))
+                    .count()
         };
         count(&self.any_host, &other.any_host)
             + self
@@ -626,6 +811,152 @@ mod tests {
             found(second.lookup(None, &http::Method::GET, "/api/special")).0,
             "special-v2"
         );
+    }
+
+    #[test]
+    fn a_change_to_one_of_many_literal_routes_rebuilds_one_shard() {
+        let mut all: Vec<Arc<R>> = (0..1000)
+            .map(|i| {
+                let path: &'static str = Box::leak(format!("/bench/{i}").into_boxed_str());
+                r(None, Method::Get, path, path)
+            })
+            .collect();
+        all.push(r(None, Method::Get, "/bench/{id}", "param"));
+        let first = Router::build(&all, None).ok().unwrap();
+        assert_eq!(first.any_host.exact.len(), exact_shards(1000));
+        assert_eq!(
+            found(first.lookup(None, &http::Method::GET, "/bench/17")).0,
+            "/bench/17"
+        );
+        all[17] = r(None, Method::Get, "/bench/moved", "moved");
+        let second = Router::build(&all, Some(&first)).ok().unwrap();
+        let total = second.shared_buckets(&second);
+        // The shard that lost /bench/17 and the one that gained /bench/moved (or one shard
+        // that did both); the `{id}` matcher and every other shard are reused.
+        assert!(second.shared_buckets(&first) >= total - 2);
+        let get = http::Method::GET;
+        assert_eq!(found(second.lookup(None, &get, "/bench/moved")).0, "moved");
+        assert_eq!(
+            found(second.lookup(None, &get, "/bench/17")),
+            ("param", vec!["17".to_string()])
+        );
+        assert_eq!(found(second.lookup(None, &get, "/bench/18")).0, "/bench/18");
+    }
+
+    #[test]
+    fn a_literal_route_lacking_the_method_shadows_params_not_catch_alls() {
+        let all = vec![
+            r(None, Method::Get, "/a/b", "literal"),
+            r(None, Method::Post, "/a/{x}", "param"),
+            r(None, Method::Delete, "/a/{*rest}", "rest"),
+        ];
+        let r = Router::build(&all, None).ok().expect("builds");
+        match r.lookup(None, &http::Method::POST, "/a/b") {
+            Lookup::MethodNotAllowed(a) => assert_eq!(a, "GET, HEAD"),
+            _ => panic!("405 expected, as with one matcher"),
+        }
+        assert_eq!(
+            found(r.lookup(None, &http::Method::DELETE, "/a/b")).0,
+            "rest"
+        );
+        assert_eq!(
+            found(r.lookup(None, &http::Method::POST, "/a/c")).0,
+            "param"
+        );
+    }
+
+    mod equivalence {
+        use super::*;
+        use proptest::prelude::*;
+
+        const SEGMENTS: [&str; 6] = ["a", "b", "", "{x}", "{y}", "{*rest}"];
+
+        fn template() -> impl Strategy<Value = String> {
+            proptest::collection::vec(0..SEGMENTS.len(), 1..4).prop_map(|segs| {
+                let mut out = String::new();
+                for (i, s) in segs.iter().enumerate() {
+                    let seg = SEGMENTS[*s];
+                    // A catch-all ends the template; placeholders get distinct names.
+                    if seg == "{*rest}" {
+                        out.push_str("/{*rest}");
+                        break;
+                    }
+                    out.push('/');
+                    out.push_str(&seg.replace('}', &format!("{i}}}")));
+                }
+                out
+            })
+        }
+
+        fn method() -> impl Strategy<Value = Method> {
+            prop_oneof![
+                Just(Method::Get),
+                Just(Method::Post),
+                Just(Method::Delete),
+                Just(Method::Any)
+            ]
+        }
+
+        fn route() -> impl Strategy<Value = (bool, Method, String)> {
+            (any::<bool>(), method(), template())
+        }
+
+        fn path() -> impl Strategy<Value = String> {
+            proptest::collection::vec(prop_oneof!["a", "b", "c", ""], 0..5)
+                .prop_map(|segs| format!("/{}", segs.join("/")))
+        }
+
+        fn answer(l: Lookup<R>) -> String {
+            match l {
+                Lookup::Found(v, p) => format!("{} {:?} {:?}", v.name, p.values, p.catch_all_raw),
+                Lookup::MethodNotAllowed(a) => format!("405 {a:?}"),
+                Lookup::NotFound => "404".into(),
+            }
+        }
+
+        proptest! {
+            /// Literal routes in shards answer exactly as one matcher per bucket did.
+            #[test]
+            fn shards_answer_like_matchers(
+                routes in proptest::collection::vec(route(), 1..24),
+                paths in proptest::collection::vec(path(), 1..24),
+            ) {
+                // One claim per host, method and shape: a duplicate only makes both builds
+                // fail, which tests nothing.
+                let mut seen = std::collections::HashSet::new();
+                let values: Vec<Arc<R>> = routes
+                    .iter()
+                    .filter(|(hosted, m, t)| {
+                        seen.insert((*hosted, *m, PathTemplate::parse(t).unwrap().shape()))
+                    })
+                    .enumerate()
+                    .map(|(i, (hosted, m, t))| {
+                        let name: &'static str = Box::leak(format!("{i}").into_boxed_str());
+                        let host = hosted.then_some("h.example");
+                        Arc::new(R { host, method: *m, template: PathTemplate::parse(t).unwrap(), name })
+                    })
+                    .collect();
+                let split = Router::build_with(&values, None, true);
+                let reference = Router::build_with(&values, None, false);
+                let (split, reference) = match (split, reference) {
+                    (Ok(s), Ok(r)) => (s, r),
+                    (Err(_), Err(_)) => return Ok(()),
+                    _ => panic!("one build failed, the other did not"),
+                };
+                let methods = [http::Method::GET, http::Method::HEAD, http::Method::POST, http::Method::DELETE, http::Method::PUT];
+                for p in &paths {
+                    for host in [None, Some("h.example"), Some("other.example")] {
+                        for m in &methods {
+                            prop_assert_eq!(
+                                answer(split.lookup(host, m, p)),
+                                answer(reference.lookup(host, m, p)),
+                                "{} {} host {:?}", m, p, host
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
