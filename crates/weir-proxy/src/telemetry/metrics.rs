@@ -3,7 +3,8 @@
 //! request path never hashes label values. Labels are bounded by the configuration: the
 //! endpoint label is the path template, never the raw URL.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::auth::Reason as AuthReason;
 use prometheus::{
@@ -63,6 +64,13 @@ pub struct Metrics {
     upstream: UpstreamConnections,
     trace_exports: [IntCounter; 2],
     trace_spans: IntCounter,
+    /// Endpoint templates that have per-endpoint series. Series are created on first use,
+    /// so most departing endpoints of a large table never had one; forgetting those must
+    /// not cost a walk over every series of the registry.
+    with_series: Mutex<HashSet<String>>,
+    /// How many times `forget_endpoints` walked the registry (what the tests count).
+    #[cfg(test)]
+    forget_walks: std::sync::atomic::AtomicUsize,
 }
 
 /// Upstream connection counters, shared by every worker's connectors.
@@ -362,6 +370,18 @@ impl Metrics {
             },
             trace_exports: ["ok", "failed"].map(|r| trace_exports.with_label_values(&[r])),
             trace_spans,
+            with_series: Mutex::default(),
+            #[cfg(test)]
+            forget_walks: Default::default(),
+        }
+    }
+
+    /// Notes that `template` now has series (called where a per-endpoint series is created:
+    /// once per endpoint and kind, never per request).
+    fn has_series(&self, template: &str) {
+        let mut set = self.with_series.lock().unwrap_or_else(|e| e.into_inner());
+        if !set.contains(template) {
+            set.insert(template.to_string());
         }
     }
 
@@ -428,12 +448,14 @@ impl Metrics {
     /// The breaker-state gauge of one backend (created at once: breakers are few, and the
     /// state should be visible before the first call).
     pub fn breaker_gauge(&self, template: &str, backend: &str) -> IntGauge {
+        self.has_series(template);
         self.breaker_state.with_label_values(&[template, backend])
     }
 
     /// The client-eviction counter of one endpoint, for its per-client rate limiter
     /// (created with the limiter: only endpoints with `clientMaxRate` have one).
     pub fn client_evictions(&self, template: &str) -> IntCounter {
+        self.has_series(template);
         self.client_evictions.with_label_values(&[template])
     }
 
@@ -450,9 +472,28 @@ impl Metrics {
     /// endpoint serves any more, `templates` the templates no endpoint has any more (the
     /// series labelled by template only).
     pub fn forget_endpoints(&self, pairs: &[(String, String)], templates: &[String]) {
+        // Only endpoints that ever had a series: the walk below visits every series of the
+        // registry, which would make each reload pay for the traffic of all routes.
+        let (pairs, templates): (Vec<_>, Vec<_>) = {
+            let mut set = self.with_series.lock().unwrap_or_else(|e| e.into_inner());
+            let pairs = pairs
+                .iter()
+                .filter(|(t, _)| set.contains(t))
+                .cloned()
+                .collect();
+            let templates = templates
+                .iter()
+                .filter(|t| set.remove(*t))
+                .cloned()
+                .collect();
+            (pairs, templates)
+        };
         if pairs.is_empty() && templates.is_empty() {
             return;
         }
+        #[cfg(test)]
+        self.forget_walks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let by_pair = |labels: &Labels<'_>| {
             let (Some(e), Some(m)) = (labels.get("endpoint"), labels.get("method")) else {
                 return false;
@@ -544,6 +585,7 @@ pub struct EndpointMetrics {
 impl EndpointMetrics {
     fn handles(&self) -> &EndpointHandles {
         self.handles.get_or_init(|| {
+            self.metrics.has_series(&self.template);
             let m = &self.metrics;
             let t = &*self.template;
             let status = |s: &str| m.requests.with_label_values(&[t, self.method, s]);
@@ -579,6 +621,7 @@ impl EndpointMetrics {
     /// endpoints that carry gRPC have these series).
     pub fn grpc(&self) -> &GrpcCounters {
         self.grpc.get_or_init(|| {
+            self.metrics.has_series(&self.template);
             let t = &*self.template;
             Arc::new(std::array::from_fn(|code| {
                 self.metrics
@@ -606,6 +649,7 @@ impl EndpointMetrics {
     /// Counts one authentication rejection.
     pub fn reject_auth(&self, reason: AuthReason) {
         let handles = self.auth_handles.get_or_init(|| {
+            self.metrics.has_series(&self.template);
             AuthReason::ALL.map(|r| {
                 self.metrics
                     .auth_rejections
@@ -642,6 +686,7 @@ pub struct BackendMetrics {
 impl BackendMetrics {
     fn handles(&self) -> &BackendHandles {
         self.handles.get_or_init(|| {
+            self.metrics.has_series(&self.template);
             let m = &self.metrics;
             let (t, b) = (&*self.template, &*self.backend);
             BackendHandles {
@@ -667,6 +712,7 @@ impl BackendMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn client_evictions_are_exported_per_endpoint() {
@@ -681,15 +727,10 @@ mod tests {
 
     #[test]
     fn departed_endpoints_leave_the_registry() {
-        let m = Metrics::new();
+        let m = Arc::new(Metrics::new());
         for (t, meth) in [("/a", "GET"), ("/a", "POST"), ("/b", "GET")] {
-            m.requests.with_label_values(&[t, meth, "200"]).inc();
-            m.request_duration
-                .with_label_values(&[t, meth])
-                .observe(0.1);
-            m.backend_calls
-                .with_label_values(&[t, "http://x", "ok"])
-                .inc();
+            m.endpoint(t, meth).observe(200, 0.1);
+            m.backend(t, "http://x").count("ok");
         }
         m.client_evictions("/b").inc();
         // POST /a left, /a still has GET: only the POST series go.
@@ -706,5 +747,23 @@ mod tests {
         let text = m.render();
         assert!(!text.contains("endpoint=\"/b\""), "{text}");
         assert!(text.contains("endpoint=\"/a\""), "{text}");
+        assert_eq!(m.forget_walks.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn endpoints_that_never_had_a_series_are_forgotten_without_a_walk() {
+        let m = Arc::new(Metrics::new());
+        m.endpoint("/used", "GET").observe(200, 0.1);
+        // Compiled (handles made) but never requested: no series, nothing to walk for.
+        let _idle = m.endpoint("/idle", "GET");
+        m.forget_endpoints(&[("/idle".into(), "GET".into())], &["/idle".into()]);
+        assert_eq!(m.forget_walks.load(Ordering::Relaxed), 0);
+        assert!(m.render().contains("endpoint=\"/used\""));
+        // A departed template is no longer remembered: it costs nothing the next time.
+        m.forget_endpoints(&[("/used".into(), "GET".into())], &["/used".into()]);
+        assert_eq!(m.forget_walks.load(Ordering::Relaxed), 1);
+        assert!(!m.render().contains("endpoint=\"/used\""));
+        m.forget_endpoints(&[("/used".into(), "GET".into())], &["/used".into()]);
+        assert_eq!(m.forget_walks.load(Ordering::Relaxed), 1);
     }
 }
