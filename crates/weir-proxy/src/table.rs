@@ -5,6 +5,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The maps a reload rebuilds: foldhash, several times faster than SipHash on pointer-sized
+/// and short keys (configuration values, never attacker-chosen inserts).
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 use weir_model::{self as model, Gateway, RouteKey};
 
 use crate::auth::AuthRegistry;
@@ -98,10 +102,15 @@ pub struct RouteTable {
     pub endpoints: Vec<Arc<CompiledEndpoint>>,
     /// Host/path/method lookup.
     pub router: Router<CompiledEndpoint>,
-    /// Every endpoint by its route.
-    pub by_key: HashMap<Arc<RouteKey>, Arc<CompiledEndpoint>>,
+    /// Every endpoint by its route: the index in `endpoints`. Indices rather than `Arc`s:
+    /// a reload rebuilds these maps, and an `Arc` clone per entry would write to 10,000
+    /// cache lines that nothing else touches.
+    by_key: Map<Arc<RouteKey>, u32>,
     /// Every endpoint by the address of its shared model (the fast path of a reload).
-    by_model: HashMap<usize, Arc<CompiledEndpoint>>,
+    by_model: Map<usize, u32>,
+    /// How many endpoints of the table this one was compiled against were reused by their
+    /// model, and that table's generation: when it is all of them, nothing departed.
+    reused: (u64, usize),
     /// Key sets and key files, handed on from table to table.
     auth: Arc<AuthRegistry>,
     /// The CORS policy, compiled (`None`: CORS off).
@@ -142,21 +151,29 @@ impl RouteTable {
         let flavor = gateway.settings.flavor;
         let auth = previous.map_or_else(Arc::default, |p| p.auth.clone());
         let flavor_changed = previous.is_some_and(|p| p.settings.flavor != flavor);
-        let mut by_key = HashMap::with_capacity(gateway.endpoints.len());
-        let mut by_model = HashMap::with_capacity(gateway.endpoints.len());
-        let mut endpoints = Vec::with_capacity(gateway.endpoints.len());
+        let mut by_key = Map::with_capacity_and_hasher(gateway.endpoints.len(), Default::default());
+        let mut by_model =
+            Map::with_capacity_and_hasher(gateway.endpoints.len(), Default::default());
+        let mut endpoints: Vec<Arc<CompiledEndpoint>> = Vec::with_capacity(gateway.endpoints.len());
+        let mut reused = 0;
         for ep in &gateway.endpoints {
             // The same shared model as in the serving table: reuse it without even computing
             // its route key (the previous table keeps that model alive, so its address
             // cannot have been reused by another one).
-            let same = previous
-                .filter(|_| !flavor_changed)
-                .and_then(|p| p.by_model.get(&model_addr(ep)));
+            let same = previous.filter(|_| !flavor_changed).and_then(|p| {
+                p.by_model
+                    .get(&model_addr(ep))
+                    .map(|&i| &p.endpoints[i as usize])
+            });
             let compiled = match same {
-                Some(o) => o.clone(),
+                Some(o) => {
+                    reused += 1;
+                    o.clone()
+                }
                 None => {
                     let key = ep.route_key();
-                    let old = previous.and_then(|p| p.by_key.get(&key));
+                    let old = previous
+                        .and_then(|p| p.by_key.get(&key).map(|&i| &p.endpoints[i as usize]));
                     match old {
                         Some(o) if !flavor_changed && o.model == *ep => o.clone(),
                         _ => Arc::new(
@@ -180,8 +197,11 @@ impl RouteTable {
                     }
                 }
             };
-            by_key.insert(compiled.route.clone(), compiled.clone());
-            by_model.insert(model_addr(ep), compiled.clone());
+            // Configurations hold far fewer than 2^32 endpoints (validation caps the file size
+            // long before that).
+            let index = endpoints.len() as u32;
+            by_key.insert(compiled.route.clone(), index);
+            by_model.insert(model_addr(ep), index);
             endpoints.push(compiled);
         }
         let router =
@@ -205,6 +225,7 @@ impl RouteTable {
             router,
             by_key,
             by_model,
+            reused: (previous.map_or(0, |p| p.generation), reused),
             auth,
             cors: gateway.settings.cors.as_ref().map(CorsPlan::compile),
         })
@@ -237,6 +258,11 @@ impl RouteTable {
     /// method) pairs and the templates no endpoint here has. Cheap when nothing left: an
     /// endpoint still here is found by the address of its model or by its route.
     pub fn departed(&self, previous: &RouteTable) -> (Vec<(String, String)>, Vec<String>) {
+        if self.reused == (previous.generation, previous.endpoints.len()) {
+            // Compiled against `previous`, and every one of its endpoints reused by model
+            // (one model listed twice would be a duplicate route, refused before this).
+            return (Vec::new(), Vec::new());
+        }
         let gone: Vec<&CompiledEndpoint> = previous
             .endpoints
             .iter()
