@@ -29,15 +29,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Maps keyed by configuration values and looked up per request: foldhash is several times
-/// faster than SipHash on short keys; only configuration inserts, so no client can grow a
-/// collision chain.
-type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
 use http::HeaderValue;
 use percent_encoding::percent_decode_str;
 
 use weir_model::{Method, PathTemplate};
+
+use crate::FastMap as Map;
 
 /// What the router needs to know about a value it routes to.
 pub trait Routed {
@@ -438,15 +435,19 @@ impl<T: Routed> Router<T> {
         split_exact: bool,
     ) -> Result<Self, BuildError<T>> {
         let is_exact = |v: &Arc<T>| split_exact && v.template().params().is_empty();
+        // Shards per host, from its count of literal routes.
         let mut exact_per_host: Map<Option<&str>, usize> = Map::default();
         for v in values.iter().filter(|v| is_exact(v)) {
             *exact_per_host.entry(v.host()).or_default() += 1;
+        }
+        for n in exact_per_host.values_mut() {
+            *n = exact_shards(*n);
         }
         let mut groups: Groups<'_, T> = Map::default();
         for v in values {
             let template = v.template().as_str();
             let place = if is_exact(v) {
-                Place::Exact(shard_of(template, exact_shards(exact_per_host[&v.host()])))
+                Place::Exact(shard_of(template, exact_per_host[&v.host()]))
             } else {
                 first_literal(template).map_or(Place::Placeholder, Place::Literal)
             };
@@ -475,7 +476,7 @@ impl<T: Routed> Router<T> {
                     target.placeholder = Some(part(old, members)?);
                 }
                 Place::Exact(i) => {
-                    let shards = exact_shards(exact_per_host[&host]);
+                    let shards = exact_per_host[&host];
                     // A shard is reused only when the shard count is the same (else the
                     // same index holds other paths).
                     let old = old_host

@@ -2,12 +2,7 @@
 //! compiled endpoints, their limiters and clients), built off the request path and
 //! published at once.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-
-/// The maps a reload rebuilds: foldhash, several times faster than SipHash on pointer-sized
-/// and short keys (configuration values, never attacker-chosen inserts).
-type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 use weir_model::{self as model, Gateway, RouteKey};
 
@@ -16,6 +11,7 @@ use crate::plan::cors::CorsPlan;
 use crate::plan::{compile_endpoint, CompiledEndpoint};
 use crate::router::{BuildError, Routed, Router};
 use crate::telemetry::metrics::Metrics;
+use crate::FastMap as Map;
 
 /// Why a configuration cannot be compiled into a table.
 #[derive(Debug, thiserror::Error)]
