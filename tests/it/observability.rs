@@ -190,6 +190,62 @@ async fn client_spans_say_how_each_backend_call_ended() {
 }
 
 #[tokio::test]
+async fn an_auth_rejection_is_an_event_of_the_server_span() {
+    let (collector, addr) = Collector::http().await;
+    let b = echo_backend("{}").await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "k-reader reader\nk-ops ops\n").unwrap();
+    let gw = gateway(&format!(
+        "{}endpoints:\n- path: /a\n  auth: {{apiKeys: {{file: '{}', roles: [reader]}}}}\n  backends: [{{hosts: [{}], urlPattern: /a}}]\n",
+        tracing_settings(&format!("http://{addr}"), 1.0),
+        keys.display(),
+        b.url()
+    ))
+    .await;
+    let get = |key: &'static str| {
+        let url = gw.url("/a");
+        async move { send("GET", &url, &[("x-api-key", key)], Bytes::new()).await }
+    };
+    assert_eq!(get("k-unknown").await.status, 401);
+    assert_eq!(get("k-ops").await.status, 403);
+    assert_eq!(get("k-reader").await.status, 200);
+    let spans = collector.wait_spans(4).await;
+    let servers: Vec<&Received> = spans.iter().filter(|s| s.is_server()).collect();
+    assert_eq!(servers.len(), 3, "{spans:#?}");
+    let reason = |status: i64| -> Vec<(String, String)> {
+        let s = servers
+            .iter()
+            .find(|s| s.attr("http.response.status_code") == json!(status))
+            .unwrap();
+        s.span
+            .events
+            .iter()
+            .map(|e| {
+                assert_eq!(e.attributes.len(), 1, "{e:?}");
+                let value = match e.attributes[0].value.as_ref().and_then(|v| v.value.clone()) {
+                    Some(collector::Any::StringValue(v)) => v,
+                    other => panic!("{other:?}"),
+                };
+                assert_eq!(e.attributes[0].key, "weir.auth.reason");
+                (e.name.clone(), value)
+            })
+            .collect()
+    };
+    assert_eq!(
+        reason(401),
+        [("auth.rejected".to_string(), "api_key".to_string())]
+    );
+    assert_eq!(
+        reason(403),
+        [("auth.rejected".to_string(), "role".to_string())]
+    );
+    assert_eq!(reason(200), []);
+    // The accepted request's backend call is its only client span.
+    assert_eq!(client_spans(&spans).len(), 1);
+}
+
+#[tokio::test]
 async fn an_unsampled_new_trace_is_not_exported_but_a_sampled_parent_is() {
     let (collector, addr) = Collector::http().await;
     let b = echo_backend("{}").await;

@@ -70,6 +70,11 @@ pub async fn handle(
                 Ok(a) => a,
                 Err(rejection) => {
                     ep.metrics.reject_auth(rejection.reason);
+                    trace::event(
+                        req.extensions(),
+                        "auth.rejected",
+                        &[("weir.auth.reason", rejection.reason.label())],
+                    );
                     debug!(
                         endpoint = %ep.model.path,
                         status = rejection.status.as_u16(),

@@ -35,8 +35,9 @@ pub struct CompiledBackend {
     endpoint: Arc<model::Endpoint>,
     /// Its place in `endpoint.backends`.
     index: usize,
-    /// `host + urlPattern` of the first host, for logs and metric labels.
-    pub label: String,
+    /// `host + urlPattern` of the first host, for logs, metric labels and spans (shared:
+    /// a traced call's span keeps it until export).
+    pub label: Arc<str>,
     /// The compiled `urlPattern`.
     pub url: UrlPlan,
     /// Upstream method; `None` = the client's (`method: ANY` endpoints).
@@ -65,6 +66,16 @@ impl CompiledBackend {
     /// The validated backend this was compiled from.
     pub fn model(&self) -> &model::Backend {
         &self.endpoint.backends[self.index]
+    }
+
+    /// The endpoint's shared model.
+    pub fn endpoint(&self) -> &Arc<model::Endpoint> {
+        &self.endpoint
+    }
+
+    /// Its place in the endpoint's `backends`.
+    pub fn index(&self) -> usize {
+        self.index
     }
 
     /// Picks the next host, round-robin.
@@ -160,11 +171,12 @@ pub fn compile_endpoint(
                     "insecureSkipVerify is on: this backend's certificate is not verified, so anyone on the network path can impersonate it"
                 );
             }
-            let label = format!(
+            let label: Arc<str> = format!(
                 "{}{}",
                 b.hosts.first().map(ToString::to_string).unwrap_or_default(),
                 b.url_pattern.as_str()
-            );
+            )
+            .into();
             // The same backend (same place in the list, same address and pattern) keeps
             // its limiter and breaker when their settings did not change.
             let same = old
@@ -180,7 +192,7 @@ pub fn compile_endpoint(
                     .filter(|old| old.config == cb)
                     .unwrap_or_else(|| {
                         let gauge = metrics.breaker_gauge(template, &label);
-                        Arc::new(CircuitBreaker::new(cb, label.clone(), Some(gauge)))
+                        Arc::new(CircuitBreaker::new(cb, label.to_string(), Some(gauge)))
                     })
             });
             let headers = HeaderFilter::compile(&ep.input_headers, b.input_headers.as_ref());

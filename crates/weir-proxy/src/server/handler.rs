@@ -296,8 +296,8 @@ async fn serve(
             .get(settings.flavor.completed_header())
             .map(|v| v.as_bytes() == b"true");
         scope.finish(ServerOutcome {
-            route,
-            path,
+            endpoint: matched.as_ref().map(|ep| &ep.model),
+            uri: &uri,
             status: resp.status(),
             completed,
             peer: peer.ip(),

@@ -64,6 +64,7 @@ pub struct Metrics {
     upstream: UpstreamConnections,
     trace_exports: [IntCounter; 2],
     trace_spans: IntCounter,
+    trace_dropped: IntCounter,
     /// Endpoint templates that have per-endpoint series. Series are created on first use,
     /// so most departing endpoints of a large table never had one; forgetting those must
     /// not cost a walk over every series of the registry.
@@ -306,6 +307,10 @@ impl Metrics {
             "weir_trace_spans_exported_total",
             "Spans the collector accepted.",
         ));
+        let trace_dropped = must(IntCounter::new(
+            "weir_trace_spans_dropped_total",
+            "Sampled spans never exported: the export queue was full, or their export failed.",
+        ));
         for c in [
             Box::new(partial.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_bytes.clone()),
@@ -316,6 +321,7 @@ impl Metrics {
             Box::new(upstream_failed.clone()),
             Box::new(trace_exports.clone()),
             Box::new(trace_spans.clone()),
+            Box::new(trace_dropped.clone()),
             Box::new(websocket_total.clone()),
             Box::new(websocket_open.clone()),
             Box::new(tls_handshakes.clone()),
@@ -370,6 +376,7 @@ impl Metrics {
             },
             trace_exports: ["ok", "failed"].map(|r| trace_exports.with_label_values(&[r])),
             trace_spans,
+            trace_dropped,
             with_series: Mutex::default(),
             #[cfg(test)]
             forget_walks: Default::default(),
@@ -398,6 +405,11 @@ impl Metrics {
     /// Spans the collector accepted.
     pub fn trace_spans_exported(&self) -> IntCounter {
         self.trace_spans.clone()
+    }
+
+    /// Sampled spans that were never exported.
+    pub fn trace_spans_dropped(&self) -> IntCounter {
+        self.trace_dropped.clone()
     }
 
     /// A WebSocket tunnel opened.

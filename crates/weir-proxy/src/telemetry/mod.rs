@@ -4,7 +4,7 @@
 //! - `metrics.rs`: the one registry and its pre-resolved handles.
 //! - `access_log.rs`: one line per request (text or JSON), never blocking a worker.
 //! - `request_id.rs`: `X-Request-Id`, and the request a log line belongs to.
-//! - `trace.rs`: server and client spans, OTLP export off the workers.
+//! - `trace/`: server and client spans, OTLP export off the workers.
 //! - `body.rs`: bodies that count bytes and gRPC statuses as they stream.
 //! - `log.rs`: the application log's format switch, rate-limited warnings, error chains.
 
