@@ -25,12 +25,12 @@ pub mod transform;
 pub mod upstream;
 
 use bytes::Bytes;
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
 
 /// The maps a reload rebuilds and the router reads per request: foldhash is several times
 /// faster than SipHash on pointer-sized and short keys. Their keys come from the
 /// configuration (clients only look up), so no client can grow a collision chain.
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
 
 /// Boxed error used in bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -193,7 +193,7 @@ pub fn compile_endpoint(
                     .filter(|old| old.config == cb)
                     .unwrap_or_else(|| {
                         let gauge = metrics.breaker_gauge(template, &label);
-                        Arc::new(CircuitBreaker::new(cb, label.to_string(), Some(gauge)))
+                        Arc::new(CircuitBreaker::new(cb, label.clone(), Some(gauge)))
                     })
             });
             let headers = HeaderFilter::compile(&ep.input_headers, b.input_headers.as_ref());

@@ -1,6 +1,6 @@
 //! Per-backend circuit breakers (KrakenD semantics) and the guard that reports a call's end.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus::IntGauge;
 use tokio::time::Instant;
@@ -60,7 +60,7 @@ pub enum Outcome {
 pub struct CircuitBreaker {
     /// The settings it was built from.
     pub config: model::CircuitBreaker,
-    label: String,
+    label: Arc<str>,
     state: Mutex<State>,
     gauge: Option<IntGauge>,
 }
@@ -74,7 +74,7 @@ pub struct Permit {
 impl CircuitBreaker {
     /// A closed breaker; `label` names the backend in logs, `gauge` (if any) follows the
     /// state (0 closed, 1 open, 2 half-open).
-    pub fn new(config: model::CircuitBreaker, label: String, gauge: Option<IntGauge>) -> Self {
+    pub fn new(config: model::CircuitBreaker, label: Arc<str>, gauge: Option<IntGauge>) -> Self {
         if let Some(g) = &gauge {
             g.set(0);
         }

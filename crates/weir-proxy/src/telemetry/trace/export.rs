@@ -137,7 +137,7 @@ async fn run(queue: Arc<Queue>, stop: Arc<AtomicBool>, target: Target, counters:
         let spans = queue.take();
         counters.dropped.inc_by(queue.take_dropped());
         for batch in spans.chunks(BATCH) {
-            let body = Bytes::copy_from_slice(encoder.encode(&target.service, batch));
+            let body = encoder.encode(&target.service, batch);
             let limit = if stopping {
                 FLUSH_TIMEOUT
             } else {
@@ -266,7 +266,8 @@ impl Transport {
         }
     }
 
-    async fn send(&self, body: Bytes) -> Result<(), ExportError> {
+    /// Posts one encoded export body (copied once, into the request).
+    async fn send(&self, body: &[u8]) -> Result<(), ExportError> {
         let transport = |e| ExportError::Transport(Box::new(e));
         match self {
             Transport::Http {
@@ -277,7 +278,7 @@ impl Transport {
                 let mut req = Request::builder()
                     .method(Method::POST)
                     .uri(endpoint.as_str())
-                    .body(Full::new(body))
+                    .body(Full::new(Bytes::copy_from_slice(body)))
                     .map_err(|e| ExportError::Transport(Box::new(e)))?;
                 req.headers_mut().extend(headers.clone());
                 req.headers_mut().insert(
@@ -305,7 +306,7 @@ impl Transport {
                 let mut framed = BytesMut::with_capacity(body.len() + 5);
                 framed.put_u8(0);
                 framed.put_u32(body.len() as u32);
-                framed.put_slice(&body);
+                framed.put_slice(body);
                 let mut req = Request::builder()
                     .method(Method::POST)
                     .uri(uri.as_str())
