@@ -2,8 +2,9 @@
 """Local mode at scale: N literal routes under S first path segments in one YAML file; K
 times, one endpoint moves to a new path (the file is rewritten by rename) and the new path
 is polled until it answers. Prints write -> served p50/p90/max, Weir's publish_ms p50/p90/max
-and RSS at ready and after the moves. Loopback only (ports 18080 and 18089); the backend
-is never called (answers are 502), so no backend is needed.
+and RSS at ready (after one request on each endpoint that will move), 0.5 s after the moves
+and 2.5 s after them (once the post-publish trim ran). Loopback only (ports 18080 and 18089);
+the backend is never called (answers are 502), so no backend is needed.
 
   python3 bench/local_moves.py target/release/weir [N] [S] [K]
 """
@@ -62,7 +63,13 @@ def main():
             if time.time() > deadline:
                 sys.exit('not ready within 60 s')
             time.sleep(0.05)
-        time.sleep(1)
+        # Every endpoint that will move serves once first: an endpoint's metric series
+        # are made when it first serves and dropped when it leaves the table, so the
+        # served set (and the series) stays the same size across the moves and RSS
+        # compares like with like.
+        for j in range(k):
+            status(f'/s{j % segs}/{j}')
+        time.sleep(2)  # past the trim that follows start-up (1 s)
         ready = rss_mb(p.pid)
         served = []
         for j in range(k):
@@ -78,6 +85,10 @@ def main():
             served.append((time.time() - t0) * 1000)
         time.sleep(0.5)
         after = rss_mb(p.pid)
+        # Weir gives the freed pages of replaced tables back 1 s after a publish
+        # (crates/weir-proxy/src/server/trim.rs): RSS once that has run.
+        time.sleep(2)
+        settled = rss_mb(p.pid)
     finally:
         p.terminate()
         p.wait()
@@ -88,7 +99,7 @@ def main():
     if publish:
         print(f'publish_ms p50 / p90 / max ({len(publish)} tables): {pct(publish, .5):.1f} / '
               f'{pct(publish, .9):.1f} / {max(publish):.1f} ms')
-    print(f'RSS at ready / after the moves: {ready:.1f} / {after:.1f} MB')
+    print(f'RSS at ready / 0.5 s after the moves / 2.5 s after: {ready:.1f} / {after:.1f} / {settled:.1f} MB')
 
 
 if __name__ == '__main__':

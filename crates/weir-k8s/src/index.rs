@@ -7,7 +7,7 @@ use std::sync::Arc;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::resource::{EndpointSpec, EndpointStatus};
-use crate::status as cond;
+use crate::status::{self as cond, SeenStatus};
 use weir_model::convert::{self as api, Defaults};
 use weir_model::{self as model, FieldError, Gateway, Settings};
 
@@ -51,6 +51,37 @@ pub struct Object {
     pub spec: EndpointSpec,
     /// The status as last seen on the API server.
     pub status: Option<EndpointStatus>,
+}
+
+impl Object {
+    /// What the index keeps of it, and its spec.
+    fn split(self) -> (Stored, EndpointSpec) {
+        let stored = Stored {
+            key: self.key,
+            generation: self.generation,
+            uid: self.uid,
+            created: self.created,
+            status: self.status.as_ref().map(SeenStatus::of),
+        };
+        (stored, self.spec)
+    }
+}
+
+/// What the index keeps of an [`Object`] besides its compiled endpoint: the metadata, and of
+/// the status what the status writer needs ([`SeenStatus`]). The spec is kept apart, as JSON
+/// (see [`Entry`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    /// Namespace and name.
+    pub key: ObjectKey,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// `metadata.uid`.
+    pub uid: Option<String>,
+    /// `metadata.creationTimestamp`.
+    pub created: Option<Timestamp>,
+    /// The status as last seen on the API server.
+    pub status: Option<SeenStatus>,
 }
 
 /// Whether a Service exists, as far as the controller can tell.
@@ -108,15 +139,22 @@ struct Claim {
 }
 
 /// One object, converted once when it arrives.
+///
+/// Its spec is kept as the JSON it serialises to, not as an [`EndpointSpec`]: the struct
+/// with one backend takes ~1 KB of heap (a backend alone is 552 bytes, every optional field
+/// in place), its JSON a tenth of that, and the spec is only read again to tell whether an
+/// update changed it (byte comparison) and, when the settings change, to convert it anew.
 #[derive(Debug, Clone)]
 struct Entry {
-    object: Object,
+    object: Stored,
+    spec: Box<[u8]>,
     /// The model, or the verdict that refuses the spec.
     converted: Result<Arc<model::Endpoint>, Verdict>,
     /// The route claimed (valid specs only).
     route: Option<model::RouteKey>,
-    /// Services named by `service` backends (namespace resolved), for the Service index.
-    services: Vec<ObjectKey>,
+    /// Services named by `service` backends (namespace resolved), with the backend's place,
+    /// for the Service index.
+    services: Vec<(usize, ObjectKey)>,
     /// The verdict as of the last change.
     verdict: Verdict,
     /// It wins its route: its endpoint is in the published model.
@@ -185,7 +223,7 @@ impl Index {
     }
 
     /// The object stored under `key`.
-    pub fn get(&self, key: &ObjectKey) -> Option<&Object> {
+    pub fn get(&self, key: &ObjectKey) -> Option<&Stored> {
         self.entries.get(key).map(|e| &e.object)
     }
 
@@ -198,7 +236,7 @@ impl Index {
     pub fn objects_from<'a>(
         &'a self,
         from: Option<&ObjectKey>,
-    ) -> impl Iterator<Item = (&'a Object, &'a Verdict)> + 'a {
+    ) -> impl Iterator<Item = (&'a Stored, &'a Verdict)> + 'a {
         let range = match from {
             Some(k) => self.entries.range(k.clone()..),
             None => self.entries.range::<ObjectKey, _>(..),
@@ -207,7 +245,7 @@ impl Index {
     }
 
     /// Every object, in key order.
-    pub fn objects(&self) -> impl Iterator<Item = &Object> {
+    pub fn objects(&self) -> impl Iterator<Item = &Stored> {
         self.entries.values().map(|e| &e.object)
     }
 
@@ -246,8 +284,10 @@ impl Index {
     }
 
     fn apply_in(&mut self, object: Object, batch: &mut Batch) {
+        let (object, spec) = object.split();
+        let json = spec_json(&spec);
         if let Some(entry) = self.entries.get_mut(&object.key) {
-            if entry.object.spec == object.spec && entry.object.created == object.created {
+            if entry.spec == json && entry.object.created == object.created {
                 if entry.object.generation != object.generation
                     || entry.object.status != object.status
                 {
@@ -257,8 +297,8 @@ impl Index {
                 return;
             }
         }
-        let converted = convert(&object, &self.settings);
-        let entry = self.make_entry(object, converted);
+        let converted = convert(&object.key, &spec, &self.settings);
+        let entry = self.make_entry(object, &spec, json, converted);
         self.remove_entry(&entry.object.key, batch);
         self.insert_entry(entry, batch);
     }
@@ -299,11 +339,29 @@ impl Index {
         let keys: Vec<ObjectKey> = self.entries.keys().cloned().collect();
         let mut batch = Batch::default();
         for key in keys {
-            let Some(object) = self.entries.get(&key).map(|e| e.object.clone()) else {
+            let Some((object, json)) = self
+                .entries
+                .get(&key)
+                .map(|e| (e.object.clone(), e.spec.clone()))
+            else {
                 continue;
             };
-            let converted = convert(&object, &self.settings);
-            let entry = self.make_entry(object, converted);
+            let (spec, converted) = match serde_json::from_slice::<EndpointSpec>(&json) {
+                Ok(spec) => {
+                    let converted = convert(&object.key, &spec, &self.settings);
+                    (spec, converted)
+                }
+                // Not expected: the bytes are this spec type's own serialisation.
+                Err(e) => (
+                    EndpointSpec::default(),
+                    Err(Verdict {
+                        reason: cond::REASON_INVALID,
+                        message: format!("the stored spec cannot be read back: {e}"),
+                        served: false,
+                    }),
+                ),
+            };
+            let entry = self.make_entry(object, &spec, json, converted);
             self.remove_entry(&key, &mut batch);
             self.insert_entry(entry, &mut batch);
         }
@@ -363,20 +421,20 @@ impl Index {
 
     fn make_entry(
         &self,
-        object: Object,
+        object: Stored,
+        spec: &EndpointSpec,
+        json: Box<[u8]>,
         converted: Result<Arc<model::Endpoint>, Verdict>,
     ) -> Entry {
         let route = converted.as_ref().ok().map(|ep| ep.route_key());
-        let services = object
-            .spec
+        let services = spec
             .backends
             .iter()
-            .filter_map(|b| b.service.as_ref())
-            .map(|svc| {
-                ObjectKey::new(
-                    svc.namespace.as_deref().unwrap_or(&object.key.namespace),
-                    svc.name.as_str(),
-                )
+            .enumerate()
+            .filter_map(|(i, b)| Some((i, b.service.as_ref()?)))
+            .map(|(i, svc)| {
+                let ns = svc.namespace.as_deref().unwrap_or(&object.key.namespace);
+                (i, ObjectKey::new(ns, svc.name.as_str()))
             })
             .collect();
         let verdict = match &converted {
@@ -390,6 +448,7 @@ impl Index {
         };
         Entry {
             object,
+            spec: json,
             converted,
             route,
             services,
@@ -425,7 +484,7 @@ impl Index {
             self.model_changed = true;
         }
         batch.keys.push(key.clone());
-        for svc in &entry.services {
+        for (_, svc) in &entry.services {
             if let Some(users) = self.by_service.get_mut(svc) {
                 users.retain(|u| u != key);
                 if users.is_empty() {
@@ -452,7 +511,7 @@ impl Index {
     /// Adds `entry` to every index; [`Self::finish`] settles its route.
     fn insert_entry(&mut self, entry: Entry, batch: &mut Batch) {
         let key = entry.object.key.clone();
-        for svc in &entry.services {
+        for (_, svc) in &entry.services {
             // Room for one: a grown Vec starts at 4, and most lists keep one item.
             let users = self
                 .by_service
@@ -538,7 +597,7 @@ impl Index {
         let route = entry.route.as_ref()?;
         let winner = self.claims.get(route)?.first()?;
         if &winner.key == key {
-            return Some(service_verdict(&entry.object, &self.services));
+            return Some(service_verdict(&entry.services, &self.services));
         }
         Some(Verdict {
             reason: cond::REASON_CONFLICT,
@@ -564,15 +623,27 @@ impl Index {
     }
 }
 
-fn convert(object: &Object, settings: &Settings) -> Result<Arc<model::Endpoint>, Verdict> {
+/// The JSON of `spec`, as an [`Entry`] keeps it.
+fn spec_json(spec: &EndpointSpec) -> Box<[u8]> {
+    // Cannot fail: every map in the spec has string keys.
+    serde_json::to_vec(spec)
+        .unwrap_or_default()
+        .into_boxed_slice()
+}
+
+fn convert(
+    key: &ObjectKey,
+    spec: &EndpointSpec,
+    settings: &Settings,
+) -> Result<Arc<model::Endpoint>, Verdict> {
     let defaults = Defaults {
         settings,
-        namespace: Some(&object.key.namespace),
+        namespace: Some(&key.namespace),
     };
-    api::endpoint_to_model(&object.spec, &defaults, &object.key.to_string())
+    api::endpoint_to_model(spec, &defaults, &key.to_string())
         .map(Arc::new)
         .map_err(|errors| Verdict {
-            reason: if is_reserved_path(&object.spec.path, settings) {
+            reason: if is_reserved_path(&spec.path, settings) {
                 cond::REASON_RESERVED_PATH
             } else {
                 cond::REASON_INVALID
@@ -595,13 +666,11 @@ fn describe_errors(errors: &[FieldError]) -> String {
     parts.join("; ")
 }
 
-fn service_verdict(object: &Object, services: &Services) -> Verdict {
+fn service_verdict(named: &[(usize, ObjectKey)], services: &Services) -> Verdict {
     let mut missing = Vec::new();
-    for (i, b) in object.spec.backends.iter().enumerate() {
-        let Some(svc) = &b.service else { continue };
-        let ns = svc.namespace.as_deref().unwrap_or(&object.key.namespace);
-        if services.state(ns, &svc.name) == ServiceState::Missing {
-            missing.push(format!("backends[{i}]: Service {ns}/{}", svc.name));
+    for (i, svc) in named {
+        if services.state(&svc.namespace, &svc.name) == ServiceState::Missing {
+            missing.push(format!("backends[{i}]: Service {svc}"));
         }
     }
     if missing.is_empty() {

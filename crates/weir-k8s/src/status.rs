@@ -1,7 +1,10 @@
 //! The `status` of the `Endpoint` resource, and the condition types and reasons the controller
 //! writes into it (constants, so that the writer, the docs and the tests agree).
 
+use std::hash::{Hash, Hasher};
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -52,4 +55,71 @@ impl EndpointStatus {
     pub fn condition(&self, type_: &str) -> Option<&Condition> {
         self.conditions.iter().find(|c| c.type_ == type_)
     }
+}
+
+/// What the controller keeps of a status it read back from the API server: a digest of the
+/// whole, to tell whether the status it wants is already written, and, for the two condition
+/// types it writes, whether each was `True` or `False` and since when (a condition keeps its
+/// `lastTransitionTime` while its status stays). About 60 bytes per object instead of the
+/// ~700 the status takes as read: at 10,000 Endpoints that is most of the controller's own
+/// memory besides the route table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenStatus {
+    digest: u64,
+    accepted: Option<(bool, Timestamp)>,
+    programmed: Option<(bool, Timestamp)>,
+}
+
+impl SeenStatus {
+    /// What to keep of `status`.
+    pub fn of(status: &EndpointStatus) -> Self {
+        let since = |type_: &str| {
+            let c = status.condition(type_)?;
+            let is_true = match c.status.as_str() {
+                TRUE => true,
+                FALSE => false,
+                // `Unknown` (or anything else) is not a status this controller writes: a
+                // condition it writes always gets a new transition time.
+                _ => return None,
+            };
+            Some((is_true, c.last_transition_time.0))
+        };
+        Self {
+            digest: digest(status),
+            accepted: since(ACCEPTED),
+            programmed: since(PROGRAMMED),
+        }
+    }
+
+    /// Whether `status` is the status this one was made from (by digest).
+    pub fn is(&self, status: &EndpointStatus) -> bool {
+        self.digest == digest(status)
+    }
+
+    /// When the condition `type_` took the status `status` (`True`/`False`), if it holds it.
+    pub fn since(&self, type_: &str, status: &str) -> Option<Timestamp> {
+        let (is_true, at) = match type_ {
+            ACCEPTED => self.accepted?,
+            PROGRAMMED => self.programmed?,
+            _ => return None,
+        };
+        (status == if is_true { TRUE } else { FALSE }).then_some(at)
+    }
+}
+
+/// A 64-bit digest of everything in `status` (SipHash with fixed keys: the same status
+/// always gives the same digest within and across runs).
+fn digest(status: &EndpointStatus) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    status.observed_generation.hash(&mut h);
+    status.conditions.len().hash(&mut h);
+    for c in &status.conditions {
+        c.type_.hash(&mut h);
+        c.status.hash(&mut h);
+        c.reason.hash(&mut h);
+        c.message.hash(&mut h);
+        c.observed_generation.hash(&mut h);
+        c.last_transition_time.0.hash(&mut h);
+    }
+    h.finish()
 }

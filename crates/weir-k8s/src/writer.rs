@@ -19,10 +19,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::index::{Object, ObjectKey, Verdict};
+use crate::index::{ObjectKey, Stored, Verdict};
 use crate::queue::{StatusQueue, TokenBucket};
 use crate::resource::{Endpoint, EndpointStatus};
-use crate::status as cond;
+use crate::status::{self as cond, SeenStatus};
 
 /// The field manager of every status write, and the reporting controller of every Event.
 pub const FIELD_MANAGER: &str = "weir-controller";
@@ -82,9 +82,9 @@ pub struct Note {
 }
 
 /// What `object` should be written, given `verdict`; `None` when its status already says it.
-pub fn pending_for(object: &Object, verdict: &Verdict, now: Timestamp) -> Option<Pending> {
+pub fn pending_for(object: &Stored, verdict: &Verdict, now: Timestamp) -> Option<Pending> {
     let want = desired_status(verdict, object.generation, object.status.as_ref(), now);
-    if object.status.as_ref() == Some(&want) {
+    if object.status.as_ref().is_some_and(|seen| seen.is(&want)) {
         return None;
     }
     let event = (verdict.reason != cond::REASON_ACCEPTED).then(|| Note {
@@ -104,7 +104,7 @@ pub fn pending_for(object: &Object, verdict: &Verdict, now: Timestamp) -> Option
 pub fn desired_status(
     verdict: &Verdict,
     generation: Option<i64>,
-    previous: Option<&EndpointStatus>,
+    previous: Option<&SeenStatus>,
     now: Timestamp,
 ) -> EndpointStatus {
     let accepted_ok = verdict.reason == cond::REASON_ACCEPTED;
@@ -136,11 +136,7 @@ pub fn desired_status(
         .into_iter()
         .map(|(type_, ok, reason, message)| {
             let status = if ok { cond::TRUE } else { cond::FALSE };
-            let since = previous
-                .and_then(|p| p.condition(type_))
-                .filter(|c| c.status == status)
-                .map(|c| c.last_transition_time.clone())
-                .unwrap_or(Time(now));
+            let since = Time(previous.and_then(|p| p.since(type_, status)).unwrap_or(now));
             Condition {
                 type_: type_.to_string(),
                 status: status.to_string(),
@@ -358,15 +354,18 @@ mod tests {
         Timestamp::from_second(secs).unwrap()
     }
 
-    fn object(status: Option<EndpointStatus>) -> Object {
-        Object {
+    fn object(status: Option<EndpointStatus>) -> Stored {
+        Stored {
             key: ObjectKey::new("shop", "users"),
             generation: Some(2),
             uid: Some("u-1".into()),
             created: None,
-            spec: Default::default(),
-            status,
+            status: status.as_ref().map(SeenStatus::of),
         }
+    }
+
+    fn seen(status: &EndpointStatus) -> SeenStatus {
+        SeenStatus::of(status)
     }
 
     #[test]
@@ -376,6 +375,30 @@ mod tests {
         assert_eq!(p.event, None, "an accepted endpoint is no Event");
         assert_eq!(p.uid.as_deref(), Some("u-1"));
         assert_eq!(pending_for(&object(Some(p.status)), &v, ts(20)), None);
+    }
+
+    /// The controller keeps a digest of the status it read, not the status: any difference
+    /// from the wanted one (here someone else's edit of a message) still queues a write.
+    #[test]
+    fn a_status_edited_by_someone_else_is_written_again() {
+        let v = verdict(cond::REASON_ACCEPTED, true);
+        let written = pending_for(&object(None), &v, ts(10)).unwrap().status;
+        let mut edited = written.clone();
+        edited.conditions[1].message = "edited".into();
+        let again = pending_for(&object(Some(edited)), &v, ts(20)).expect("a write is due");
+        assert_eq!(
+            again.status, written,
+            "back to what the verdict says, same times"
+        );
+        let mut unknown = written.clone();
+        unknown.conditions[0].status = "Unknown".into();
+        let again = pending_for(&object(Some(unknown)), &v, ts(30)).unwrap();
+        let accepted = again.status.condition(cond::ACCEPTED).unwrap();
+        assert_eq!(
+            accepted.last_transition_time,
+            Time(ts(30)),
+            "Unknown -> True is a transition"
+        );
     }
 
     #[test]
@@ -462,7 +485,7 @@ mod tests {
     fn unchanged_verdict_reproduces_the_written_status() {
         let v = verdict(cond::REASON_ACCEPTED, true);
         let first = desired_status(&v, Some(1), None, ts(10));
-        let again = desired_status(&v, Some(1), Some(&first), ts(99));
+        let again = desired_status(&v, Some(1), Some(&seen(&first)), ts(99));
         assert_eq!(first, again, "no change, so nothing to write");
     }
 
@@ -472,7 +495,7 @@ mod tests {
         let conflict = desired_status(
             &verdict(cond::REASON_CONFLICT, false),
             Some(1),
-            Some(&first),
+            Some(&seen(&first)),
             ts(20),
         );
         assert_eq!(
@@ -486,7 +509,7 @@ mod tests {
         let invalid = desired_status(
             &verdict(cond::REASON_INVALID, false),
             Some(2),
-            Some(&conflict),
+            Some(&seen(&conflict)),
             ts(30),
         );
         let a = invalid.condition(cond::ACCEPTED).unwrap();

@@ -144,7 +144,7 @@ fn full_recompute(world: &World, scope: &Services) -> Outcome {
     let mut claims: BTreeMap<model::RouteKey, Vec<(&Object, Arc<model::Endpoint>)>> =
         BTreeMap::new();
     for (key, o) in &world.objects {
-        match convert(o, &world.settings) {
+        match convert(&o.key, &o.spec, &world.settings) {
             Ok(ep) => claims.entry(ep.route_key()).or_default().push((o, ep)),
             Err(v) => {
                 verdicts.insert(key.clone(), v);
@@ -168,7 +168,18 @@ fn full_recompute(world: &World, scope: &Services) -> Outcome {
                 },
             );
         }
-        verdicts.insert(winner.key.clone(), service_verdict(winner, &services));
+        let named: Vec<(usize, ObjectKey)> = winner
+            .spec
+            .backends
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                let svc = b.service.as_ref()?;
+                let ns = svc.namespace.as_deref().unwrap_or(&winner.key.namespace);
+                Some((i, ObjectKey::new(ns, svc.name.as_str())))
+            })
+            .collect();
+        verdicts.insert(winner.key.clone(), service_verdict(&named, &services));
         endpoints.push((winner.key.clone(), ep.clone()));
     }
     // The canonical order: namespace/name.

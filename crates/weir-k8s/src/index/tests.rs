@@ -339,3 +339,94 @@ fn many_claims_on_one_route_settle_once_per_relist() {
         cond::REASON_CONFLICT
     );
 }
+
+/// The index keeps specs as JSON and reads them back when the settings change: every field
+/// must survive the trip (an empty list and an absent one are distinct where the type says
+/// so: a backend's `inputHeaders: []` forwards nothing, its absence everything).
+#[test]
+fn a_spec_survives_its_json_round_trip() {
+    let full: EndpointSpec = serde_json::from_str(
+        r#"{
+        "path": "/shop/{id}", "method": "POST", "host": "api.example.com", "timeout": "3s",
+        "cacheTTL": "10s", "concurrentCalls": 2, "outputEncoding": "negotiate",
+        "inputHeaders": ["Authorization"], "inputQueryStrings": ["*"],
+        "rateLimit": {"maxRate": 10, "capacity": 20, "clientMaxRate": 1, "clientCapacity": 2,
+                      "strategy": "header", "key": "X-Key", "every": "1m"},
+        "allowEncodedSlashes": true, "sequential": true,
+        "staticResponse": {"strategy": "incomplete", "data": {"degraded": true, "n": 1.5, "z": [null]}},
+        "auth": {"jwt": {"jwksUrl": "https://idp/jwks", "algorithms": ["RS256", "EdDSA"],
+                         "issuer": "idp", "audience": ["shop"], "rolesClaim": "roles",
+                         "roles": ["admin"], "scopesMatcher": "all", "scopes": ["read"],
+                         "propagateClaims": [["sub", "X-User"]], "cookie": "session",
+                         "cacheTTL": "5m", "leeway": "2s", "caFile": "/ca.pem", "allowHttp": true},
+                 "apiKeys": {"file": "/keys", "header": "X-Api-Key", "roles": ["admin"]}},
+        "tokenSigner": {"keysToSign": ["access_token"], "algorithm": "HS256", "kid": "k1",
+                        "keyFile": "/key", "allowHttp": false},
+        "backends": [
+            {"hosts": ["http://a:1", "http://b:2"], "urlPattern": "/v1/{id}", "method": "PUT",
+             "encoding": "safejson", "isCollection": true, "target": "data",
+             "allow": ["a"], "deny": ["b"], "mapping": {"x": "y"}, "group": "g",
+             "flatmap": [{"type": "move", "args": ["a", "b"]}],
+             "rateLimit": {"maxRate": 5, "capacity": 5, "every": "1s"},
+             "circuitBreaker": {"interval": "60s", "timeout": "10s", "maxErrors": 5},
+             "errors": {"returnDetails": "a", "returnCode": true},
+             "inputHeaders": [], "inputQueryStrings": ["q"], "maxResponseSize": 1024,
+             "followRedirects": false, "redirectSameHostOnly": true,
+             "tls": {"caFile": "/ca", "serverName": "a", "certFile": "/c", "keyFile": "/k",
+                     "insecureSkipVerify": true},
+             "http2": true},
+            {"service": {"name": "users", "port": 8080, "namespace": "shop"}, "urlPattern": "/u"}
+        ]
+    }"#,
+    )
+    .expect("a valid spec");
+    let back: EndpointSpec = serde_json::from_slice(&spec_json(&full)).unwrap();
+    assert_eq!(back, full);
+    assert_eq!(back.backends[0].input_headers, Some(Vec::new()));
+    let minimal = spec("/a");
+    let json = spec_json(&minimal);
+    assert_eq!(
+        serde_json::from_slice::<EndpointSpec>(&json).unwrap(),
+        minimal
+    );
+    assert!(
+        json.len() < 120,
+        "absent fields are not written: {}",
+        json.len()
+    );
+}
+
+/// New settings convert every kept spec again, from its JSON: the result is what a fresh
+/// index with those settings gives.
+#[test]
+fn new_settings_convert_the_kept_specs_again() {
+    let mut with_service = spec("/b");
+    with_service.backends.push(BackendSpec {
+        service: Some(ServiceRef {
+            name: "gone".into(),
+            port: 80,
+            namespace: None,
+        }),
+        url_pattern: "/x".into(),
+        ..Default::default()
+    });
+    let objects = vec![
+        object("shop", "a", 1, spec("/a")),
+        object("shop", "b", 2, with_service),
+    ];
+    let settings = Settings {
+        timeout: std::time::Duration::from_secs(7),
+        ..Default::default()
+    };
+    let mut ix = index(objects.clone());
+    ix.set_settings(settings.clone());
+    let mut fresh = Index::new(settings, all_services());
+    fresh.replace(|_| true, objects);
+    let (a, b) = (resolved(&ix), resolved(&fresh));
+    assert_eq!(a.gateway, b.gateway);
+    assert_eq!(a.verdicts, b.verdicts);
+    assert_eq!(
+        a.gateway.endpoints[0].timeout,
+        std::time::Duration::from_secs(7)
+    );
+}

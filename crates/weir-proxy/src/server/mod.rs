@@ -5,12 +5,14 @@
 //! - `handler.rs`: one request from the wire to the pipeline, with access log and metrics.
 //! - `guard.rs`: requests refused before routing (ambiguous host, loops).
 //! - `cors.rs`: cross-origin headers and preflights.
+//! - `trim.rs`: the freed pages of replaced tables given back to the system.
 
 pub mod cors;
 pub mod guard;
 pub mod handler;
 pub mod listener;
 pub mod tls;
+pub mod trim;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +44,7 @@ pub struct Shared {
     /// The tracer when `tracing` is configured; `tracing_on` says so without loading it.
     tracer: ArcSwapOption<Tracer>,
     tracing_on: std::sync::atomic::AtomicBool,
+    trimmer: trim::Trimmer,
 }
 
 /// What [`Shared::publish`] did.
@@ -102,6 +105,9 @@ impl Shared {
         if let Some(t) = &tracer {
             info!(collector = %t.settings().endpoint, sample_ratio = t.settings().sample_ratio, "tracing on");
         }
+        let trimmer = trim::Trimmer::on_current_runtime();
+        // What parsing and compiling the first table left free.
+        trimmer.schedule();
         Ok(Arc::new(Self {
             table: ArcSwap::from_pointee(table),
             metrics,
@@ -110,6 +116,7 @@ impl Shared {
             tls,
             tracing_on: std::sync::atomic::AtomicBool::new(tracer.is_some()),
             tracer: ArcSwapOption::new(tracer),
+            trimmer,
         }))
     }
 
@@ -216,6 +223,7 @@ impl Shared {
         self.metrics.count_reload("applied");
         self.metrics.generation.set(generation as i64);
         self.metrics.endpoints.set(endpoints);
+        self.trimmer.schedule();
         Ok(Published::Swapped(generation))
     }
 
