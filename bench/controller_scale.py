@@ -8,6 +8,9 @@ Measures:
     the first successful request on the new route through the gateway; p50/p99/max over K
     changes (half creates of new objects, half updates that move an existing object to a
     new path);
+    With --steady, each update moves the object the create before it made, and that object
+    is deleted once its new route was served (untimed): the table and the served routes end
+    as they started, so RSS across the changes shows growth that is not more endpoints;
   * the same under churn (--churn R: R Endpoint rewrites per second in the background, each
     a spec change of some other object);
   * errors on a stable route (ep-0's path) polled throughout, from readiness to the end (must
@@ -236,7 +239,7 @@ class Bench:
         self.helpers = []
         self.results = {'objects': args.objects, 'changes': args.changes, 'leader': args.leader,
                         'segments': args.segments,
-                        'churn_per_s': args.churn, 'gap_s': args.gap}
+                        'churn_per_s': args.churn, 'gap_s': args.gap, 'steady': args.steady}
 
     def log(self, msg):
         print(msg, file=sys.stderr, flush=True)
@@ -323,6 +326,12 @@ class Bench:
                 done, took = await self.write('POST', self.base + ENDPOINTS,
                                               endpoint(f'{label}-{i}', path, self.backend))
                 kind = 'create'
+            elif self.a.steady:
+                # The object created just before (and served) moves; it is deleted below.
+                path = f'/{label}/moved/{i}'
+                done, took = await self.write('PATCH', f'{self.base}{ENDPOINTS}/{label}-{i - 1}',
+                                              {'spec': {'path': path}}, 'application/merge-patch+json')
+                kind = 'update'
             else:
                 j = first_update + i // 2
                 path = f'/{label}/moved/{j}'
@@ -332,6 +341,10 @@ class Bench:
             rtt.append(took * 1000)
             assert await self.wait_status(self.gw + path, 200, timeout=60), f'{path} never served'
             lat[kind].append((time.monotonic() - done) * 1000)
+            if self.a.steady and kind == 'update':
+                # Untimed: the table and the served routes are back to what they were.
+                await self.write('DELETE', f'{self.base}{ENDPOINTS}/{label}-{i - 1}', {})
+                assert await self.wait_status(self.gw + path, 404, timeout=60), f'{path} never removed'
             # Spaced out, so that each change starts from a settled controller and a phase
             # lasts long enough for the churn to run beside it.
             await asyncio.sleep(self.a.gap)
@@ -478,7 +491,8 @@ def render(r):
     """The figures as Markdown."""
     mode = 'Lease holder, status writes on' if r['leader'] else 'follower (no status writes)'
     out = [f"Controller at {r['objects']:,} objects, {mode}; {r['changes']} changes per phase "
-           f"(half creates, half updates, {r['gap_s']:g} s apart; p99 is nearest-rank, the 99th of 100); "
+           f"(half creates, half updates, {r['gap_s']:g} s apart; p99 is nearest-rank, the 99th of 100"
+           f"{'; steady: each update moves the object just created, which is then deleted' if r.get('steady') else ''}); "
            f"objects loaded into the emulator in {r['load_seconds']:.0f} s; object paths under "
            f"{'one first segment (/bench/)' if r.get('segments', 1) <= 1 else str(r['segments']) + ' first segments'}.", '',
            '| measure | value |', '|---|---|',
@@ -562,6 +576,10 @@ def main():
     ap.add_argument('--segments', type=int, default=1, metavar='S',
                     help='spread the objects over S first path segments (/bench-0/..., default 1: all '
                          'under /bench/); the changes add routes under /quiet/ and /churn/')
+    ap.add_argument('--steady', action='store_true',
+                    help='keep the table the same size: each update moves the object the change before '
+                         'created (and served), which is then deleted once its route answers 404; '
+                         'RSS across the changes then shows growth that is not more endpoints')
     ap.add_argument('--gap', type=float, default=0.1, metavar='S',
                     help='pause after each change is served (default 0.1 s)')
     ap.add_argument('--backend-bin', help='fixed-answer backend (default target/release/examples/bench-backend)')

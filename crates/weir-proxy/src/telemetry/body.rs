@@ -5,12 +5,11 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::telemetry::metrics::{GrpcCounters, GRPC_CANCELLED, GRPC_UNKNOWN};
+use crate::telemetry::series::Counter;
 use bytes::Buf;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use prometheus::IntCounter;
-
-use crate::telemetry::metrics::{GrpcCounters, GRPC_CANCELLED, GRPC_UNKNOWN};
 
 /// The `grpc-status` code in `headers` (a trailers block, or a trailers-only answer's
 /// headers), folded into 0..=16; `None` when absent.
@@ -30,7 +29,7 @@ pin_project_lite::pin_project! {
     pub struct Observed<B> {
         #[pin]
         inner: B,
-        bytes: Option<IntCounter>,
+        bytes: Option<Counter>,
         grpc: Option<GrpcCounters>,
     }
 
@@ -47,7 +46,7 @@ pin_project_lite::pin_project! {
 impl<B> Observed<B> {
     /// Counts `inner`'s data bytes into `bytes` and, with `grpc`, the status its trailers
     /// carry.
-    pub fn new(inner: B, bytes: Option<IntCounter>, grpc: Option<GrpcCounters>) -> Self {
+    pub fn new(inner: B, bytes: Option<Counter>, grpc: Option<GrpcCounters>) -> Self {
         Self { inner, bytes, grpc }
     }
 }
@@ -98,6 +97,7 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use http_body_util::{BodyExt, StreamBody};
+    use prometheus::IntCounter;
 
     fn grpc_counters() -> GrpcCounters {
         std::sync::Arc::new(std::array::from_fn(|i| {
@@ -114,7 +114,7 @@ mod tests {
             Ok(Frame::data(Bytes::from_static(b"de"))),
             Ok(Frame::trailers(trailers)),
         ];
-        let bytes = IntCounter::new("b", "-").unwrap();
+        let bytes = Counter::default();
         let g = grpc_counters();
         let body = Observed::new(
             StreamBody::new(futures_util::stream::iter(frames)),

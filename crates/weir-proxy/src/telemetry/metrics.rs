@@ -4,12 +4,12 @@
 //! endpoint label is the path template, never the raw URL.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::auth::Reason as AuthReason;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Label value for requests that matched no endpoint.
@@ -17,30 +17,13 @@ pub const UNMATCHED: &str = "";
 /// Label value for the reserved endpoints.
 pub const RESERVED: &str = "__reserved";
 
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-/// The backend-call outcomes, in a fixed order (the `outcome` label values).
-pub const OUTCOMES: [&str; 8] = [
-    "ok",
-    "failed_status",
-    "timeout",
-    "decode_error",
-    "connection_error",
-    "body_error",
-    "rate_limited",
-    "breaker_open",
-];
+use super::series::{self, BackendSeries, Counter, MethodSeries, Series, TemplateSeries};
+pub use super::series::{LATENCY_BUCKETS, OUTCOMES};
 
 /// Every metric the gateway exports.
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
-    request_duration: HistogramVec,
-    backend_calls: IntCounterVec,
-    backend_duration: HistogramVec,
-    rejections: IntCounterVec,
     client_evictions: IntCounterVec,
     auth_rejections: IntCounterVec,
     breaker_state: IntGaugeVec,
@@ -57,14 +40,14 @@ pub struct Metrics {
     cert_reloads: [IntCounter; 2],
     websocket_total: IntCounter,
     websocket_open: IntGauge,
-    partial: IntCounterVec,
-    request_bytes: IntCounterVec,
-    response_bytes: IntCounterVec,
     grpc_calls: IntCounterVec,
     upstream: UpstreamConnections,
     trace_exports: [IntCounter; 2],
     trace_spans: IntCounter,
     trace_dropped: IntCounter,
+    /// The per-endpoint series (see `series.rs`): the vectors above of the same names
+    /// keep only the rare ones.
+    series: Series,
     /// Endpoint templates that have per-endpoint series. Series are created on first use,
     /// so most departing endpoints of a large table never had one; forgetting those must
     /// not cost a walk over every series of the registry.
@@ -157,38 +140,8 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let requests = must(IntCounterVec::new(
-            Opts::new(
-                "weir_requests_total",
-                "Requests answered, by endpoint template, method and status.",
-            ),
+            Opts::new(series::REQUESTS.0, series::REQUESTS.1),
             &["endpoint", "method", "status"],
-        ));
-        let request_duration = must(HistogramVec::new(
-            HistogramOpts::new("weir_request_duration_seconds", "Time to answer a request.")
-                .buckets(LATENCY_BUCKETS.to_vec()),
-            &["endpoint", "method"],
-        ));
-        let backend_calls = must(IntCounterVec::new(
-            Opts::new(
-                "weir_backend_calls_total",
-                "Backend calls by endpoint, backend and outcome.",
-            ),
-            &["endpoint", "backend", "outcome"],
-        ));
-        let backend_duration = must(HistogramVec::new(
-            HistogramOpts::new(
-                "weir_backend_duration_seconds",
-                "Duration of completed backend calls.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["endpoint", "backend"],
-        ));
-        let rejections = must(IntCounterVec::new(
-            Opts::new(
-                "weir_rate_limit_rejections_total",
-                "Requests or backend calls refused by a rate limit, by endpoint and scope (endpoint, client, backend).",
-            ),
-            &["endpoint", "scope"],
         ));
         let client_evictions = must(IntCounterVec::new(
             Opts::new(
@@ -256,27 +209,6 @@ impl Metrics {
             "weir_websocket_sessions_open",
             "WebSocket connections open now.",
         ));
-        let partial = must(IntCounterVec::new(
-            Opts::new(
-                "weir_partial_responses_total",
-                "Answers built from some backends while others failed (200, X-Weir-Completed: false), by endpoint.",
-            ),
-            &["endpoint"],
-        ));
-        let request_bytes = must(IntCounterVec::new(
-            Opts::new(
-                "weir_request_bytes_total",
-                "Request body bytes received from clients, by endpoint.",
-            ),
-            &["endpoint"],
-        ));
-        let response_bytes = must(IntCounterVec::new(
-            Opts::new(
-                "weir_response_bytes_total",
-                "Response body bytes sent to clients, by endpoint (streamed bodies as they go).",
-            ),
-            &["endpoint"],
-        ));
         let grpc_calls = must(IntCounterVec::new(
             Opts::new(
                 "weir_grpc_calls_total",
@@ -312,10 +244,7 @@ impl Metrics {
             "Sampled spans never exported: the export queue was full, or their export failed.",
         ));
         for c in [
-            Box::new(partial.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(request_bytes.clone()),
-            Box::new(response_bytes.clone()),
-            Box::new(grpc_calls.clone()),
+            Box::new(grpc_calls.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(upstream_opened.clone()),
             Box::new(upstream_open.clone()),
             Box::new(upstream_failed.clone()),
@@ -328,10 +257,6 @@ impl Metrics {
             Box::new(cert_reloads.clone()),
             Box::new(access_log_dropped.clone()),
             Box::new(requests.clone()),
-            Box::new(request_duration.clone()),
-            Box::new(backend_calls.clone()),
-            Box::new(backend_duration.clone()),
-            Box::new(rejections.clone()),
             Box::new(client_evictions.clone()),
             Box::new(auth_rejections.clone()),
             Box::new(breaker_state.clone()),
@@ -346,13 +271,11 @@ impl Metrics {
         must(registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         )));
+        let series = Series::default();
+        must(registry.register(Box::new(series.clone())));
         Self {
             registry,
             requests,
-            request_duration,
-            backend_calls,
-            backend_duration,
-            rejections,
             client_evictions,
             auth_rejections,
             breaker_state,
@@ -365,9 +288,6 @@ impl Metrics {
             cert_reloads: ["applied", "rejected"].map(|r| cert_reloads.with_label_values(&[r])),
             websocket_total,
             websocket_open,
-            partial,
-            request_bytes,
-            response_bytes,
             grpc_calls,
             upstream: UpstreamConnections {
                 opened: upstream_opened,
@@ -377,6 +297,7 @@ impl Metrics {
             trace_exports: ["ok", "failed"].map(|r| trace_exports.with_label_values(&[r])),
             trace_spans,
             trace_dropped,
+            series,
             with_series: Mutex::default(),
             #[cfg(test)]
             forget_walks: Default::default(),
@@ -484,6 +405,7 @@ impl Metrics {
     /// endpoint serves any more, `templates` the templates no endpoint has any more (the
     /// series labelled by template only).
     pub fn forget_endpoints(&self, pairs: &[(String, String)], templates: &[String]) {
+        self.series.forget(pairs, templates);
         // Only endpoints that ever had a series: the walk below visits every series of the
         // registry, which would make each reload pay for the traffic of all routes.
         let (pairs, templates): (Vec<_>, Vec<_>) = {
@@ -518,20 +440,13 @@ impl Metrics {
                 .is_some_and(|e| templates.iter().any(|t| t == e))
         };
         drop_series(&self.requests, &by_pair);
-        drop_series(&self.request_duration, &by_pair);
         for vec in [
-            &self.backend_calls,
-            &self.rejections,
             &self.client_evictions,
             &self.auth_rejections,
-            &self.partial,
-            &self.request_bytes,
-            &self.response_bytes,
             &self.grpc_calls,
         ] {
             drop_series(vec, &by_template);
         }
-        drop_series(&self.backend_duration, &by_template);
         drop_series(&self.breaker_state, &by_template);
     }
 
@@ -571,13 +486,8 @@ pub enum Scope {
 }
 
 struct EndpointHandles {
-    ok: IntCounter,
-    server_error: IntCounter,
-    duration: Histogram,
-    rejected: [IntCounter; 3],
-    partial: IntCounter,
-    request_bytes: IntCounter,
-    response_bytes: IntCounter,
+    method: Arc<MethodSeries>,
+    template: Arc<TemplateSeries>,
 }
 
 /// One endpoint's `weir_grpc_calls_total` series, indexed by status code.
@@ -599,36 +509,27 @@ pub struct EndpointMetrics {
 impl EndpointMetrics {
     fn handles(&self) -> &EndpointHandles {
         self.handles.get_or_init(|| {
-            self.metrics.has_series(&self.template);
-            let m = &self.metrics;
-            let t = &*self.template;
-            let status = |s: &str| m.requests.with_label_values(&[t, self.method, s]);
+            let series = &self.metrics.series;
             Box::new(EndpointHandles {
-                ok: status("200"),
-                server_error: status("500"),
-                duration: m.request_duration.with_label_values(&[t, self.method]),
-                rejected: ["endpoint", "client", "backend"]
-                    .map(|scope| m.rejections.with_label_values(&[t, scope])),
-                partial: m.partial.with_label_values(&[t]),
-                request_bytes: m.request_bytes.with_label_values(&[t]),
-                response_bytes: m.response_bytes.with_label_values(&[t]),
+                method: series.method(&self.template, self.method),
+                template: series.template(&self.template),
             })
         })
     }
 
     /// Counts an answer some backends failed to contribute to.
     pub fn partial(&self) {
-        self.handles().partial.inc();
+        self.handles().template.partial.fetch_add(1, Relaxed);
     }
 
     /// The counter of request body bytes.
-    pub fn request_bytes(&self) -> &IntCounter {
-        &self.handles().request_bytes
+    pub fn request_bytes(&self) -> &Counter {
+        &self.handles().template.request_bytes
     }
 
     /// The counter of response body bytes.
-    pub fn response_bytes(&self) -> &IntCounter {
-        &self.handles().response_bytes
+    pub fn response_bytes(&self) -> &Counter {
+        &self.handles().template.response_bytes
     }
 
     /// The gRPC status counters (created on the endpoint's first gRPC call: only no-op
@@ -647,16 +548,20 @@ impl EndpointMetrics {
 
     /// Counts one answered request.
     pub fn observe(&self, status: u16, seconds: f64) {
-        let h = self.handles();
+        let h = &self.handles().method;
         match status {
-            200 => h.ok.inc(),
-            500 => h.server_error.inc(),
-            other => self
-                .metrics
-                .requests
-                .with_label_values(&[&*self.template, self.method, &status_label(other)])
-                .inc(),
-        }
+            200 => h.ok.fetch_add(1, Relaxed),
+            500 => h.server_error.fetch_add(1, Relaxed),
+            other => {
+                // Rare statuses live in the registry's own vector.
+                self.metrics.has_series(&self.template);
+                self.metrics
+                    .requests
+                    .with_label_values(&[&*self.template, self.method, &status_label(other)])
+                    .inc();
+                0
+            }
+        };
         h.duration.observe(seconds);
     }
 
@@ -677,13 +582,8 @@ impl EndpointMetrics {
 
     /// Counts one rate-limit rejection.
     pub fn reject(&self, scope: Scope) {
-        self.handles().rejected[scope as usize].inc();
+        self.handles().template.rejected[scope as usize].fetch_add(1, Relaxed);
     }
-}
-
-struct BackendHandles {
-    calls: [IntCounter; 8],
-    duration: Histogram,
 }
 
 /// Per-backend handles, resolved on first use.
@@ -691,29 +591,22 @@ pub struct BackendMetrics {
     metrics: Arc<Metrics>,
     template: Arc<str>,
     backend: Arc<str>,
-    handles: OnceLock<Box<BackendHandles>>,
+    handles: OnceLock<Arc<BackendSeries>>,
     /// Rate limit of this backend's failure warnings (kept with its other per-backend
     /// telemetry, and like it rebuilt when the endpoint is).
     pub log_gate: crate::telemetry::log::LogGate,
 }
 
 impl BackendMetrics {
-    fn handles(&self) -> &BackendHandles {
-        self.handles.get_or_init(|| {
-            self.metrics.has_series(&self.template);
-            let m = &self.metrics;
-            let (t, b) = (&*self.template, &*self.backend);
-            Box::new(BackendHandles {
-                calls: OUTCOMES.map(|o| m.backend_calls.with_label_values(&[t, b, o])),
-                duration: m.backend_duration.with_label_values(&[t, b]),
-            })
-        })
+    fn handles(&self) -> &BackendSeries {
+        self.handles
+            .get_or_init(|| self.metrics.series.backend(&self.template, &self.backend))
     }
 
     /// Counts one call by outcome (one of [`OUTCOMES`]).
     pub fn count(&self, outcome: &str) {
         if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
-            self.handles().calls[i].inc();
+            self.handles().calls[i].fetch_add(1, Relaxed);
         }
     }
 
@@ -761,13 +654,15 @@ mod tests {
         let text = m.render();
         assert!(!text.contains("endpoint=\"/b\""), "{text}");
         assert!(text.contains("endpoint=\"/a\""), "{text}");
-        assert_eq!(m.forget_walks.load(Ordering::Relaxed), 2);
+        // Only /b had series in the registry's vectors (its client evictions): one walk.
+        assert_eq!(m.forget_walks.load(Ordering::Relaxed), 1);
     }
 
     #[test]
     fn endpoints_that_never_had_a_series_are_forgotten_without_a_walk() {
         let m = Arc::new(Metrics::new());
-        m.endpoint("/used", "GET").observe(200, 0.1);
+        // A 404 is kept in the registry's own vector (200 and 500 are not: `series.rs`).
+        m.endpoint("/used", "GET").observe(404, 0.1);
         // Compiled (handles made) but never requested: no series, nothing to walk for.
         let _idle = m.endpoint("/idle", "GET");
         m.forget_endpoints(&[("/idle".into(), "GET".into())], &["/idle".into()]);

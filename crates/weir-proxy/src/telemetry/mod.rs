@@ -13,6 +13,7 @@ pub mod body;
 pub mod log;
 pub mod metrics;
 pub mod request_id;
+pub mod series;
 pub mod trace;
 
 /// Writes `bytes` as lower-case hex into the start of `out` (two digits per byte; `out` must
