@@ -56,7 +56,7 @@ fn push_labels(out: &mut Vec<u8>) {
         out.extend_from_slice(labels.request_id.as_bytes());
         if let Some(t) = &labels.trace_id {
             out.extend_from_slice(b" trace_id=");
-            out.extend_from_slice(t.as_bytes());
+            out.extend_from_slice(t.as_str().as_bytes());
         }
     }
 }

@@ -314,7 +314,7 @@ async fn serve(
             route,
             bytes: resp.body().size_hint().exact(),
             request_id: labels.request_id.as_bytes(),
-            trace_id: labels.trace_id.as_deref(),
+            trace_id: labels.trace_id.as_ref().map(|t| t.as_str()),
         };
         shared
             .access_log()

@@ -82,7 +82,7 @@ pub struct Labels {
     /// The request id.
     pub request_id: HeaderValue,
     /// The trace id (32 hex digits) when tracing is on.
-    pub trace_id: Option<String>,
+    pub trace_id: Option<crate::telemetry::trace::TraceHex>,
 }
 
 thread_local! {

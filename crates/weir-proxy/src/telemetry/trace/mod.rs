@@ -223,6 +223,34 @@ impl opentelemetry::propagation::Extractor for Headers<'_> {
     }
 }
 
+/// A trace id as its 32 hex digits, held inline: every traced request's log labels carry
+/// one, and a `String` would be an allocation per request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TraceHex([u8; 32]);
+
+impl TraceHex {
+    /// `hex` when it is 32 lowercase hex digits.
+    pub fn parse(hex: &str) -> Option<Self> {
+        let bytes: [u8; 32] = hex.as_bytes().try_into().ok()?;
+        bytes
+            .iter()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            .then_some(Self(bytes))
+    }
+
+    /// The digits.
+    pub fn as_str(&self) -> &str {
+        // Only ever hex digits (ASCII): `parse` and `write_hex` make them.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for TraceHex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A request's trace, shared by the pipeline (client spans are children of its server
 /// span; rejections are its events). Travels in the request's extensions to
 /// [`crate::pipeline::inbound::Inbound`].
@@ -317,15 +345,14 @@ pub struct ServerOutcome<'a> {
 
 impl TraceScope {
     /// The trace id (32 hex digits).
-    pub fn trace_id(&self) -> String {
+    pub fn trace_id(&self) -> TraceHex {
         let id = match self {
             TraceScope::Recorded(r) => r.trace_id,
             TraceScope::Unsampled(u) => u.trace_id,
         };
         let mut out = [0u8; 32];
         write_hex(&id.to_bytes(), &mut out);
-        // Hex digits are ASCII.
-        String::from_utf8_lossy(&out).into_owned()
+        TraceHex(out)
     }
 
     /// Whether this trace is recorded and exported.
@@ -652,8 +679,23 @@ mod tests {
                 trace_id: t,
                 state: TraceState::NONE,
             });
-            assert_eq!(scope.trace_id(), t.to_string());
+            assert_eq!(scope.trace_id().as_str(), t.to_string());
+            assert_eq!(TraceHex::parse(&t.to_string()), Some(scope.trace_id()));
             assert!(!scope.sampled());
+        }
+    }
+
+    #[test]
+    fn a_trace_hex_is_32_lowercase_hex_digits() {
+        assert!(TraceHex::parse("0af7651916cd43dd8448eb211c80319c").is_some());
+        for bad in [
+            "0AF7651916CD43DD8448EB211C80319C",
+            "0af7651916cd43dd8448eb211c80319",
+            "0af7651916cd43dd8448eb211c80319cc",
+            "0af7651916cd43dd8448eb211c80319g",
+            "",
+        ] {
+            assert_eq!(TraceHex::parse(bad), None, "{bad}");
         }
     }
 }
