@@ -132,6 +132,7 @@ def main():
     ap.add_argument("--variants", default="off,trace-1.0,trace-0.01,log-text,log-json")
     ap.add_argument("--backend-bin", default=os.path.join(ROOT, "target/release/examples/bench-backend"))
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--keep", metavar="DIR", help="keep the callgrind dumps (for callgrind_annotate) in DIR")
     ap.add_argument("--no-netns", action="store_true", help="stay in the host network namespace")
     a = ap.parse_args()
     if not a.no_netns:
@@ -153,6 +154,10 @@ def main():
         for h in helpers:
             h.terminate()
             h.wait(timeout=10)
+        if a.keep:
+            os.makedirs(a.keep, exist_ok=True)
+            for p in glob.glob(os.path.join(work, "callgrind.*")):
+                shutil.copy(p, a.keep)
         shutil.rmtree(work, ignore_errors=True)
     base = results.get("off")
     print()

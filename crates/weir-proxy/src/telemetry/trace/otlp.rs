@@ -22,36 +22,73 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Writes export bodies; keeps its buffers between batches.
 #[derive(Debug, Default)]
 pub struct Encoder {
+    /// The body: room for the messages around the spans, then the spans (each with its
+    /// tag and length, `ScopeSpans.spans`).
     buf: Vec<u8>,
+    /// The resource and scope messages, then the header written in front of the spans.
+    head: Vec<u8>,
+    /// One span's body, before its length is known.
+    one: Vec<u8>,
     text: String,
 }
 
 impl Encoder {
     /// The body of one export of `spans`, for a resource named `service`.
     pub fn encode(&mut self, service: &str, spans: &[SpanRecord]) -> &[u8] {
-        let Self { buf, text } = self;
-        buf.clear();
-        // ExportTraceServiceRequest.resource_spans
-        message(buf, 1, |b| {
-            // ResourceSpans.resource
-            message(b, 1, |b| {
-                attr_str(b, 1, "service.name", service);
-                attr_str(b, 1, "service.version", VERSION);
-            });
-            // ResourceSpans.scope_spans
-            message(b, 2, |b| {
-                // ScopeSpans.scope: name, version
-                message(b, 1, |b| {
-                    string(b, 1, SCOPE.as_bytes());
-                    string(b, 2, VERSION.as_bytes());
-                });
-                for s in spans {
-                    message(b, 2, |b| span(b, s, text));
-                }
-            });
+        let Self {
+            buf,
+            head,
+            one,
+            text,
+        } = self;
+        // ResourceSpans.resource, then ScopeSpans.scope (name, version).
+        head.clear();
+        message(head, 1, |b| {
+            attr_str(b, 1, "service.name", service);
+            attr_str(b, 1, "service.version", VERSION);
         });
-        buf
+        let resource = head.len();
+        message(head, 1, |b| {
+            string(b, 1, SCOPE.as_bytes());
+            string(b, 2, VERSION.as_bytes());
+        });
+        // The two messages around the spans need their lengths, known only once the spans
+        // are written: room for them is kept in front (two tags, two varints of at most 10
+        // bytes), and they are written right-aligned into it at the end. Each span is
+        // written on its own and copied after its length (a span is longer than the one
+        // byte `message` keeps for a length). Moving bodies up to make room cost more than
+        // writing them.
+        let room = head.len() + 2 + 20;
+        buf.clear();
+        buf.resize(room, 0);
+        for s in spans {
+            one.clear();
+            span(one, s, text);
+            tag(buf, 2, LEN);
+            varint(buf, one.len() as u64);
+            buf.extend_from_slice(one);
+        }
+        let scope_spans = (head.len() - resource) + (buf.len() - room);
+        let resource_spans = resource + 1 + varint_len(scope_spans as u64) + scope_spans;
+        let (resource_msg, scope_msg) = head.split_at(resource);
+        let mut front = Vec::with_capacity(room);
+        // ExportTraceServiceRequest.resource_spans
+        tag(&mut front, 1, LEN);
+        varint(&mut front, resource_spans as u64);
+        front.extend_from_slice(resource_msg);
+        // ResourceSpans.scope_spans
+        tag(&mut front, 2, LEN);
+        varint(&mut front, scope_spans as u64);
+        front.extend_from_slice(scope_msg);
+        let at = room - front.len();
+        buf[at..room].copy_from_slice(&front);
+        &buf[at..]
     }
+}
+
+/// The bytes `varint` writes for `v`.
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn span(b: &mut Vec<u8>, s: &SpanRecord, text: &mut String) {
@@ -92,13 +129,14 @@ fn span(b: &mut Vec<u8>, s: &SpanRecord, text: &mut String) {
             attr_str(b, 9, "url.path", d.uri.path());
             attr_int(b, 9, "http.response.status_code", i64::from(d.status));
             text.clear();
-            let _ = write!(text, "{}", d.peer);
+            write_ip(text, d.peer);
             attr_str(b, 9, "client.address", text);
+            // Request ids are visible ASCII (checked where they are made).
             attr_str(
                 b,
                 9,
                 "weir.request_id",
-                &String::from_utf8_lossy(d.request_id.as_bytes()),
+                d.request_id.to_str().unwrap_or("-"),
             );
             if let Some(ep) = &d.route {
                 attr_str(b, 9, "http.route", ep.path.as_str());
@@ -152,6 +190,29 @@ fn span(b: &mut Vec<u8>, s: &SpanRecord, text: &mut String) {
     }
 }
 
+/// `ip` as text; an IPv4 address (the usual peer) without the formatting machinery.
+fn write_ip(text: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push('.');
+                }
+                if octet >= 100 {
+                    text.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    text.push(char::from(b'0' + octet / 10 % 10));
+                }
+                text.push(char::from(b'0' + octet % 10));
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            let _ = write!(text, "{v6}");
+        }
+    }
+}
+
 fn template(d: &ClientDetail) -> Option<&str> {
     d.endpoint
         .backends
@@ -176,8 +237,21 @@ fn attr(b: &mut Vec<u8>, field: u32, key: &str, value: impl FnOnce(&mut Vec<u8>)
     });
 }
 
+/// A string attribute, its lengths computed first and its bytes written in one go (most of
+/// a span's bytes are these).
 fn attr_str(b: &mut Vec<u8>, field: u32, key: &str, value: &str) {
-    attr(b, field, key, |b| string(b, 1, value.as_bytes()));
+    let (key, value) = (key.as_bytes(), value.as_bytes());
+    // AnyValue { string_value = 1 }
+    let any = 1 + varint_len(value.len() as u64) + value.len();
+    // KeyValue { key = 1, value = 2 }
+    let kv = 1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(any as u64) + any;
+    b.reserve(kv + 15);
+    tag(b, field, LEN);
+    varint(b, kv as u64);
+    string(b, 1, key);
+    tag(b, 2, LEN);
+    varint(b, any as u64);
+    string(b, 1, value);
 }
 
 fn attr_bool(b: &mut Vec<u8>, field: u32, key: &str, value: bool) {
@@ -190,6 +264,10 @@ fn attr_int(b: &mut Vec<u8>, field: u32, key: &str, value: i64) {
 }
 
 fn varint(b: &mut Vec<u8>, mut v: u64) {
+    if v < 0x80 {
+        b.push(v as u8);
+        return;
+    }
     while v >= 0x80 {
         b.push((v as u8) | 0x80);
         v >>= 7;
@@ -198,7 +276,12 @@ fn varint(b: &mut Vec<u8>, mut v: u64) {
 }
 
 fn tag(b: &mut Vec<u8>, field: u32, wire: u8) {
-    varint(b, (u64::from(field) << 3) | u64::from(wire));
+    // Every field number here is below 16: its tag is one byte.
+    if field < 16 {
+        b.push(((field as u8) << 3) | wire);
+    } else {
+        varint(b, (u64::from(field) << 3) | u64::from(wire));
+    }
 }
 
 fn string(b: &mut Vec<u8>, field: u32, bytes: &[u8]) {
@@ -291,6 +374,30 @@ mod tests {
 
     fn s_(x: &str) -> Option<Any> {
         Some(Any::StringValue(x.to_string()))
+    }
+
+    #[test]
+    fn varint_len_is_what_varint_writes_and_ips_read_as_displayed() {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut b = Vec::new();
+            varint(&mut b, v);
+            assert_eq!(varint_len(v), b.len(), "{v}");
+        }
+        for ip in ["0.0.0.0", "127.0.0.1", "10.200.9.255", "::1", "2001:db8::7"] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            let mut text = String::new();
+            write_ip(&mut text, ip);
+            assert_eq!(text, ip.to_string());
+        }
     }
 
     #[test]
