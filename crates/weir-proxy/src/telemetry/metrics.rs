@@ -45,8 +45,8 @@ pub struct Metrics {
     trace_exports: [IntCounter; 2],
     trace_spans: IntCounter,
     trace_dropped: IntCounter,
-    /// The per-endpoint series (see `series.rs`): the vectors above of the same names
-    /// keep only the rare ones.
+    /// The per-endpoint series (see `series.rs`); `requests` above keeps only the rare
+    /// ones of its family (unusual statuses, unmatched and reserved paths).
     series: Series,
     /// Endpoint templates that have per-endpoint series. Series are created on first use,
     /// so most departing endpoints of a large table never had one; forgetting those must

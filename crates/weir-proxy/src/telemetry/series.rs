@@ -9,8 +9,9 @@
 //! template; the protobuf is built only when `/__stats` is scraped.
 //!
 //! [`Series`] is a collector without descriptors (an "unchecked" collector, in the Go
-//! client's words): the registry merges its families into the `prometheus` vectors of the
-//! same names, which keep the rare series (an unusual status, unmatched requests).
+//! client's words). The registry merges families by name, so `weir_requests_total` is
+//! this collector's 200 and 500 series plus the `prometheus` vector that keeps the rare
+//! ones (other statuses, unmatched and reserved paths).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
