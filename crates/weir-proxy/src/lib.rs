@@ -31,6 +31,8 @@ use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
 /// faster than SipHash on pointer-sized and short keys. Their keys come from the
 /// configuration (clients only look up), so no client can grow a collision chain.
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// [`FastMap`]'s set.
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// Boxed error used in bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

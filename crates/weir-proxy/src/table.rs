@@ -271,8 +271,11 @@ impl RouteTable {
         if gone.is_empty() {
             return (Vec::new(), Vec::new());
         }
-        let mut pairs_here = std::collections::HashSet::new();
-        let mut templates_here = std::collections::HashSet::new();
+        // foldhash rather than SipHash: these sets hold every endpoint of the table, made
+        // again for each publish that removes one (4% of the controller's CPU while
+        // routes moved at 10,000, by `perf`).
+        let mut pairs_here = crate::FastSet::default();
+        let mut templates_here = crate::FastSet::default();
         for ep in &self.endpoints {
             pairs_here.insert((ep.model.path.as_str(), ep.model.method.as_str()));
             templates_here.insert(ep.model.path.as_str());

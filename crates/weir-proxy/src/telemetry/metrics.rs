@@ -633,6 +633,32 @@ mod tests {
     }
 
     #[test]
+    fn rare_statuses_and_unmatched_requests_share_the_family_of_the_plain_series() {
+        let m = Arc::new(Metrics::new());
+        let ep = m.endpoint("/a", "GET");
+        ep.observe(200, 0.1);
+        ep.observe(404, 0.1);
+        m.count_other(UNMATCHED, &http::Method::GET, 404);
+        let text = m.render();
+        // One family: one HELP line, and the plain (200, 500) and the registry's own
+        // series under it.
+        assert_eq!(
+            text.matches("# HELP weir_requests_total ").count(),
+            1,
+            "{text}"
+        );
+        for line in [
+            "weir_requests_total{endpoint=\"\",method=\"GET\",status=\"404\"} 1",
+            "weir_requests_total{endpoint=\"/a\",method=\"GET\",status=\"200\"} 1",
+            "weir_requests_total{endpoint=\"/a\",method=\"GET\",status=\"404\"} 1",
+            "weir_requests_total{endpoint=\"/a\",method=\"GET\",status=\"500\"} 0",
+            "weir_request_duration_seconds_count{endpoint=\"/a\",method=\"GET\"} 2",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+    }
+
+    #[test]
     fn departed_endpoints_leave_the_registry() {
         let m = Arc::new(Metrics::new());
         for (t, meth) in [("/a", "GET"), ("/a", "POST"), ("/b", "GET")] {

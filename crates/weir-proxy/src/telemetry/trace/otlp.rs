@@ -25,7 +25,8 @@ pub struct Encoder {
     /// The body: room for the messages around the spans, then the spans (each with its
     /// tag and length, `ScopeSpans.spans`).
     buf: Vec<u8>,
-    /// The resource and scope messages, then the header written in front of the spans.
+    /// The resource and scope messages (the header in front of the spans is made of
+    /// them and of two lengths).
     head: Vec<u8>,
     /// One span's body, before its length is known.
     one: Vec<u8>,
