@@ -488,6 +488,9 @@ pub enum Scope {
 struct EndpointHandles {
     method: Arc<MethodSeries>,
     template: Arc<TemplateSeries>,
+    /// Whether a rare status of this endpoint was counted (in the registry's vector):
+    /// its template is then noted for `forget_endpoints`, once, not per request.
+    rare_noted: std::sync::atomic::AtomicBool,
 }
 
 /// One endpoint's `weir_grpc_calls_total` series, indexed by status code.
@@ -513,6 +516,7 @@ impl EndpointMetrics {
             Box::new(EndpointHandles {
                 method: series.method(&self.template, self.method),
                 template: series.template(&self.template),
+                rare_noted: Default::default(),
             })
         })
     }
@@ -548,21 +552,26 @@ impl EndpointMetrics {
 
     /// Counts one answered request.
     pub fn observe(&self, status: u16, seconds: f64) {
-        let h = &self.handles().method;
+        let h = self.handles();
         match status {
-            200 => h.ok.fetch_add(1, Relaxed),
-            500 => h.server_error.fetch_add(1, Relaxed),
+            200 => {
+                h.method.ok.fetch_add(1, Relaxed);
+            }
+            500 => {
+                h.method.server_error.fetch_add(1, Relaxed);
+            }
             other => {
                 // Rare statuses live in the registry's own vector.
-                self.metrics.has_series(&self.template);
+                if !h.rare_noted.swap(true, Relaxed) {
+                    self.metrics.has_series(&self.template);
+                }
                 self.metrics
                     .requests
                     .with_label_values(&[&*self.template, self.method, &status_label(other)])
                     .inc();
-                0
             }
-        };
-        h.duration.observe(seconds);
+        }
+        h.method.duration.observe(seconds);
     }
 
     /// Counts one authentication rejection.

@@ -202,16 +202,7 @@ impl Series {
     /// The series of `template` and `method`, made if new (once per endpoint, never per
     /// request: the handles keep them).
     pub fn method(&self, template: &Arc<str>, method: &'static str) -> Arc<MethodSeries> {
-        self.with_entry(template, |e| {
-            if let Some((_, s)) = e.methods.iter().find(|(m, _)| *m == method) {
-                return s.clone();
-            }
-            let s = Arc::<MethodSeries>::default();
-            // Most templates have one method and one backend: room for one, not four.
-            e.methods.reserve_exact(1);
-            e.methods.push((method, s.clone()));
-            s
-        })
+        self.with_entry(template, |e| find_or_add(&mut e.methods, method))
     }
 
     /// The series of `template`, made if new.
@@ -221,15 +212,7 @@ impl Series {
 
     /// The series of `backend` of `template`, made if new.
     pub fn backend(&self, template: &Arc<str>, backend: &Arc<str>) -> Arc<BackendSeries> {
-        self.with_entry(template, |e| {
-            if let Some((_, s)) = e.backends.iter().find(|(b, _)| b == backend) {
-                return s.clone();
-            }
-            let s = Arc::<BackendSeries>::default();
-            e.backends.reserve_exact(1);
-            e.backends.push((backend.clone(), s.clone()));
-            s
-        })
+        self.with_entry(template, |e| find_or_add(&mut e.backends, backend.clone()))
     }
 
     /// Drops the series of the (template, method) `pairs` and of the `templates` no
@@ -245,6 +228,18 @@ impl Series {
             entries.remove(template.as_str());
         }
     }
+}
+
+/// The series of `key` in a template's short list, added if new.
+fn find_or_add<K: PartialEq, S: Default>(list: &mut Vec<(K, Arc<S>)>, key: K) -> Arc<S> {
+    if let Some((_, s)) = list.iter().find(|(k, _)| *k == key) {
+        return s.clone();
+    }
+    let s = Arc::<S>::default();
+    // Most templates have one method and one backend: room for one more, not four.
+    list.reserve_exact(1);
+    list.push((key, s.clone()));
+    s
 }
 
 fn family((name, help): Family, kind: MetricType) -> MetricFamily {
