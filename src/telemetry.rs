@@ -54,7 +54,7 @@ fn push_labels(out: &mut Vec<u8>) {
     if let Some(labels) = request_id::current() {
         out.extend_from_slice(b" request_id=");
         out.extend_from_slice(labels.request_id.as_bytes());
-        if let Some(t) = &labels.trace_id {
+        if let Some(t) = labels.trace_hex() {
             out.extend_from_slice(b" trace_id=");
             out.extend_from_slice(t.as_str().as_bytes());
         }
@@ -236,7 +236,7 @@ fn json_line(
             let id = String::from_utf8_lossy(l.request_id.as_bytes());
             push("request_id", &Value::from(id.as_ref()));
         }
-        if let Some(t) = &l.trace_id {
+        if let Some(t) = l.trace_hex() {
             push("trace_id", &Value::from(t.as_str()));
         }
     }

@@ -4,7 +4,6 @@ use http::HeaderValue;
 use serde_json::{json, Map, Value};
 
 use super::*;
-use weir_proxy::telemetry::trace::TraceHex;
 
 #[test]
 fn text_lines_escape_inner_line_breaks() {
@@ -16,7 +15,7 @@ fn text_lines_escape_inner_line_breaks() {
 async fn lines_written_for_a_request_carry_its_labels() {
     let labels = Arc::new(request_id::Labels {
         request_id: HeaderValue::from_static("req-7"),
-        trace_id: TraceHex::parse("0af7651916cd43dd8448eb211c80319c"),
+        trace_id: Some(0x0af7651916cd43dd8448eb211c80319c_u128.to_be_bytes()),
     });
     let line = request_id::Scoped::new(labels.clone(), async {
         text_line(b"WARN backend failed\n")

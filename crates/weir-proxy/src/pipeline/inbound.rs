@@ -68,7 +68,8 @@ pub struct Inbound {
     pub claims: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
     /// `propagateClaims` headers: each name with its value, or `None` to drop the client's.
     pub claim_headers: Vec<(HeaderName, Option<HeaderValue>)>,
-    /// The request's server span when it is traced (backend calls are its children).
+    /// The request's server span when it is traced (backend calls are its children); set
+    /// by the pipeline after `new`, like `claims`.
     pub trace: Option<TraceScope>,
     /// Send `X-Request-Id` to every backend whatever the whitelist. Not in KrakenD's mode
     /// (`chunked_bodies`), whose backends see KrakenD's headers only: there the id goes
@@ -193,7 +194,6 @@ impl Inbound {
         chunked_bodies: bool,
     ) -> Self {
         let headers = parts.headers;
-        let trace = parts.extensions.get::<TraceScope>().cloned();
         let peer_trusted = !trusted.is_empty() && is_trusted(peer, trusted);
         let listed = connection_tokens(&headers);
         let forwardable = headers
@@ -264,7 +264,7 @@ impl Inbound {
             chunked_bodies,
             claims: None,
             claim_headers: Vec::new(),
-            trace,
+            trace: None,
             send_request_id: !chunked_bodies,
         }
     }

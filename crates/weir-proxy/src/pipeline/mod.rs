@@ -35,7 +35,7 @@ use crate::qos::ClientDecision;
 use crate::router::Params;
 use crate::table::RouteTable;
 use crate::telemetry::metrics::Scope;
-use crate::telemetry::trace;
+use crate::telemetry::trace::TraceScope;
 use crate::upstream::Clients;
 use crate::{codec, full, Body};
 use deadline::Deadline;
@@ -45,6 +45,16 @@ use merge::{completed_value, text_response};
 /// Largest request body buffered for fan-out (no-op bodies are streamed).
 pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
 
+/// What the request entry knows of a request beyond the request itself.
+#[derive(Debug)]
+pub struct Sender {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The request's trace, when tracing is on (an argument rather than a request
+    /// extension: an extension costs a map and two allocations per request).
+    pub trace: Option<TraceScope>,
+}
+
 /// Serves one request for `ep` with the parameters the router found.
 pub async fn handle(
     table: &RouteTable,
@@ -53,8 +63,9 @@ pub async fn handle(
     ep: &CompiledEndpoint,
     params: Params,
     req: Request<Incoming>,
-    peer: SocketAddr,
+    sender: Sender,
 ) -> Response<Body> {
+    let Sender { peer, trace } = sender;
     let settings = table.settings();
     let deadline = Deadline::after(ep.model.timeout);
     let accepted = match &ep.auth {
@@ -70,11 +81,12 @@ pub async fn handle(
                 Ok(a) => a,
                 Err(rejection) => {
                     ep.metrics.reject_auth(rejection.reason);
-                    trace::event(
-                        req.extensions(),
-                        "auth.rejected",
-                        &[("weir.auth.reason", rejection.reason.label())],
-                    );
+                    if let Some(t) = &trace {
+                        t.event(
+                            "auth.rejected",
+                            &[("weir.auth.reason", rejection.reason.label())],
+                        );
+                    }
                     debug!(
                         endpoint = %ep.model.path,
                         status = rejection.status.as_u16(),
@@ -88,7 +100,7 @@ pub async fn handle(
         }
         None => Accepted::default(),
     };
-    if let Some(status) = over_limit(ep, &req, &params, peer, table) {
+    if let Some(status) = over_limit(ep, &req, &params, peer, table, trace.as_ref()) {
         return text_response(status, Bytes::new(), &ep.completed_header);
     }
     if let Err(reason) = check_params(ep, &params) {
@@ -111,6 +123,7 @@ pub async fn handle(
         );
         inbound.claims = accepted.claims;
         inbound.claim_headers = accepted.headers;
+        inbound.trace = trace;
         let request = noop::NoOpRequest {
             inbound,
             body,
@@ -172,6 +185,7 @@ pub async fn handle(
     let mut inbound = Inbound::new(parts, params, body, peer.ip(), trusted, chunked_bodies);
     inbound.claims = accepted.claims;
     inbound.claim_headers = accepted.headers;
+    inbound.trace = trace;
     let mut outcome = if ep.model.sequential {
         fanout::sequential(clients, ep, &inbound, deadline).await
     } else {
@@ -268,6 +282,7 @@ fn over_limit(
     params: &Params,
     peer: SocketAddr,
     table: &RouteTable,
+    trace: Option<&TraceScope>,
 ) -> Option<StatusCode> {
     if let Some((limiter, key)) = &ep.client_limiter {
         let key = key.extract(
@@ -280,11 +295,12 @@ fn over_limit(
         let allowed = key.is_some_and(|k| limiter.check(&k) == ClientDecision::Allowed);
         if !allowed {
             ep.metrics.reject(Scope::Client);
-            trace::event(
-                req.extensions(),
-                "rate_limit.rejected",
-                &[("weir.rate_limit.scope", "client")],
-            );
+            if let Some(t) = trace {
+                t.event(
+                    "rate_limit.rejected",
+                    &[("weir.rate_limit.scope", "client")],
+                );
+            }
             debug!(endpoint = %ep.model.path, "client rate limit: 429");
             return Some(StatusCode::TOO_MANY_REQUESTS);
         }
@@ -292,11 +308,12 @@ fn over_limit(
     if let Some(limiter) = &ep.limiter {
         if !limiter.try_acquire() {
             ep.metrics.reject(Scope::Endpoint);
-            trace::event(
-                req.extensions(),
-                "rate_limit.rejected",
-                &[("weir.rate_limit.scope", "endpoint")],
-            );
+            if let Some(t) = trace {
+                t.event(
+                    "rate_limit.rejected",
+                    &[("weir.rate_limit.scope", "endpoint")],
+                );
+            }
             debug!(endpoint = %ep.model.path, "endpoint rate limit: 503");
             return Some(StatusCode::SERVICE_UNAVAILABLE);
         }

@@ -4,8 +4,8 @@
 //!
 //! Every request gets its id here (`X-Request-Id`: in the request the pipeline sees, in
 //! the answer, in the access log, and current for the application log while it is
-//! served), and, when tracing is on, its server span (handed to the pipeline in the
-//! request's extensions).
+//! served), and, when tracing is on, its server span (handed to the pipeline as an
+//! argument: a request extension would cost a map and two allocations per request).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -152,9 +152,7 @@ pub async fn handle(
     let trace = match shared.tracer() {
         // Probes and scrapes of the reserved paths are not traced.
         Some(tracer) if role != Role::Admin && !model::is_reserved(req.uri().path()) => {
-            let scope = tracer.server_span(req.headers(), req.method());
-            req.extensions_mut().insert(scope.clone());
-            Some(scope)
+            Some(tracer.server_span(req.headers(), req.method()))
         }
         _ => None,
     };
@@ -236,9 +234,19 @@ async fn serve(
             Lookup::Found(ep, params) => {
                 let grpc = ep.model.output_encoding == model::OutputEncoding::NoOp
                     && pipeline::grpc::is_grpc(req.headers());
-                let mut r =
-                    pipeline::handle(&table, shared.metrics(), clients, &ep, params, req, peer)
-                        .await;
+                let mut r = pipeline::handle(
+                    &table,
+                    shared.metrics(),
+                    clients,
+                    &ep,
+                    params,
+                    req,
+                    pipeline::Sender {
+                        peer,
+                        trace: trace.clone(),
+                    },
+                )
+                .await;
                 r = observe_body(&ep, r, grpc);
                 if settings.flavor == Flavor::KrakenD {
                     // KrakenD names itself on every endpoint answer; Weir says who it is.
@@ -291,10 +299,13 @@ async fn serve(
         ),
     }
     if let Some(scope) = &trace {
-        let completed = resp
-            .headers()
-            .get(settings.flavor.completed_header())
-            .map(|v| v.as_bytes() == b"true");
+        // The endpoint's compiled header name where one matched: looking a `&str` up
+        // parses and hashes it first.
+        let completed = match &matched {
+            Some(ep) => resp.headers().get(&ep.completed_header),
+            None => resp.headers().get(settings.flavor.completed_header()),
+        }
+        .map(|v| v.as_bytes() == b"true");
         scope.finish(ServerOutcome {
             endpoint: matched.as_ref().map(|ep| &ep.model),
             uri: &uri,
@@ -305,6 +316,7 @@ async fn serve(
         });
     }
     if settings.access_log {
+        let trace_hex = labels.trace_hex();
         let entry = Entry {
             status: resp.status(),
             latency: start.elapsed(),
@@ -314,7 +326,7 @@ async fn serve(
             route,
             bytes: resp.body().size_hint().exact(),
             request_id: labels.request_id.as_bytes(),
-            trace_id: labels.trace_id.as_ref().map(|t| t.as_str()),
+            trace_id: trace_hex.as_ref().map(|t| t.as_str()),
         };
         shared
             .access_log()

@@ -81,8 +81,15 @@ pub fn generate() -> HeaderValue {
 pub struct Labels {
     /// The request id.
     pub request_id: HeaderValue,
-    /// The trace id (32 hex digits) when tracing is on.
-    pub trace_id: Option<crate::telemetry::trace::TraceHex>,
+    /// The trace id when tracing is on (its digits: [`Labels::trace_hex`]).
+    pub trace_id: Option<[u8; 16]>,
+}
+
+impl Labels {
+    /// The trace id's 32 hex digits, written now: most requests write no log line.
+    pub fn trace_hex(&self) -> Option<crate::telemetry::trace::TraceHex> {
+        self.trace_id.map(crate::telemetry::trace::TraceHex::of)
+    }
 }
 
 thread_local! {

@@ -1,8 +1,9 @@
 //! Phase 2 of a backend call: build the request. The URI comes from the compiled pattern,
 //! the headers from the request's forwardable set filtered by the backend's whitelist,
 //! plus what the gateway always sends (`X-Forwarded-For`, `X-Forwarded-Host`, `Via`,
-//! `User-Agent`, `X-Request-Id`, and the client's `traceparent`/`tracestate`, which a
-//! traced call replaces with its own span's: [`crate::telemetry::trace::ClientSpan::inject`]).
+//! `User-Agent`, `X-Request-Id`, and the client's `traceparent`/`tracestate` when tracing
+//! is off; with tracing on, each call carries its own span's instead:
+//! [`crate::telemetry::trace::ClientSpan::inject`]).
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Uri;
@@ -66,9 +67,11 @@ pub fn headers(backend: &CompiledBackend, inbound: &Inbound, decodes: bool) -> H
     // (a backend redirecting into it) is recognised as a loop.
     out.insert(header::VIA, inbound.via.clone());
     // Always, whatever the whitelist: correlation across the gateway (the id was set by
-    // the request entry; the trace context is the client's).
+    // the request entry; the trace context is the client's). A traced request's calls get
+    // their own context instead (`ClientSpan::inject`), so the client's is not copied.
     let id = inbound.send_request_id.then_some(X_REQUEST_ID);
-    for name in id.into_iter().chain([TRACEPARENT, TRACESTATE]) {
+    let context = inbound.trace.is_none().then_some([TRACEPARENT, TRACESTATE]);
+    for name in id.into_iter().chain(context.into_iter().flatten()) {
         if let Some(v) = inbound.headers.get(&name) {
             out.insert(name, v.clone());
         }

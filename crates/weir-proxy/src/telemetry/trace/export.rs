@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, TE};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -131,21 +131,24 @@ async fn run(queue: Arc<Queue>, stop: Arc<AtomicBool>, target: Target, counters:
     let transport = Transport::new(&target);
     let failures = LogGate::new(1, EXPORT_LOG_WINDOW);
     let mut encoder = Encoder::default();
+    let mut spare = Vec::new();
     loop {
         let _ = tokio::time::timeout(EXPORT_DELAY, queue.wake.notified()).await;
         let stopping = stop.load(Ordering::Acquire);
-        let spans = queue.take();
+        let mut spans = queue.take(spare);
         counters.dropped.inc_by(queue.take_dropped());
         for batch in spans.chunks(BATCH) {
-            let body = encoder.encode(&target.service, batch);
+            let grpc = target.protocol == OtlpProtocol::Grpc;
+            let body = encoder.body(&target.service, batch, grpc);
             let limit = if stopping {
                 FLUSH_TIMEOUT
             } else {
                 EXPORT_TIMEOUT
             };
-            let result = tokio::time::timeout(limit, transport.send(body))
+            let result = tokio::time::timeout(limit, transport.send(body.clone()))
                 .await
                 .unwrap_or(Err(ExportError::Timeout(limit)));
+            encoder.recycle(body);
             let n = batch.len() as u64;
             match result {
                 Ok(()) => {
@@ -167,8 +170,11 @@ async fn run(queue: Arc<Queue>, stop: Arc<AtomicBool>, target: Target, counters:
                 }
             }
         }
-        // The records (and the table pieces they share) are released here, on this thread.
-        drop(spans);
+        // The records (and the table pieces they share) are released here, on this thread;
+        // then the encoder forgets the endpoints only it still holds.
+        spans.clear();
+        spare = spans;
+        encoder.evict();
         if stopping {
             return;
         }
@@ -266,8 +272,8 @@ impl Transport {
         }
     }
 
-    /// Posts one encoded export body (copied once, into the request).
-    async fn send(&self, body: &[u8]) -> Result<(), ExportError> {
+    /// Posts one encoded export body (framed already for gRPC).
+    async fn send(&self, body: Bytes) -> Result<(), ExportError> {
         let transport = |e| ExportError::Transport(Box::new(e));
         match self {
             Transport::Http {
@@ -278,7 +284,7 @@ impl Transport {
                 let mut req = Request::builder()
                     .method(Method::POST)
                     .uri(endpoint.as_str())
-                    .body(Full::new(Bytes::copy_from_slice(body)))
+                    .body(Full::new(body))
                     .map_err(|e| ExportError::Transport(Box::new(e)))?;
                 req.headers_mut().extend(headers.clone());
                 req.headers_mut().insert(
@@ -302,15 +308,10 @@ impl Transport {
                 uri,
                 headers,
             } => {
-                // A gRPC message: not compressed (0), its length (big-endian u32), itself.
-                let mut framed = BytesMut::with_capacity(body.len() + 5);
-                framed.put_u8(0);
-                framed.put_u32(body.len() as u32);
-                framed.put_slice(body);
                 let mut req = Request::builder()
                     .method(Method::POST)
                     .uri(uri.as_str())
-                    .body(Full::new(framed.freeze()))
+                    .body(Full::new(body))
                     .map_err(|e| ExportError::Transport(Box::new(e)))?;
                 // gRPC metadata are HTTP/2 headers.
                 req.headers_mut().extend(headers.clone());

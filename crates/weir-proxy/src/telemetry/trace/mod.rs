@@ -189,6 +189,10 @@ impl Tracer {
 /// Whether a new trace is sampled at `ratio`: the SDK's own `TraceIdRatioBased` rule (by
 /// the trace id, so the same id always gets the same answer).
 fn sample_new_trace(ratio: f64, id: TraceId) -> bool {
+    if ratio >= 1.0 {
+        // What the rule answers for every id at 1.0, without building a sampler.
+        return true;
+    }
     Sampler::TraceIdRatioBased(ratio)
         .should_sample(None, id, "", &SpanKind::Server, &[], &[])
         .decision
@@ -223,24 +227,21 @@ impl opentelemetry::propagation::Extractor for Headers<'_> {
     }
 }
 
-/// A trace id as its 32 hex digits, held inline: every traced request's log labels carry
-/// one, and a `String` would be an allocation per request.
+/// A trace id as its 32 hex digits, held inline (a `String` would be an allocation).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct TraceHex([u8; 32]);
 
 impl TraceHex {
-    /// `hex` when it is 32 lowercase hex digits.
-    pub fn parse(hex: &str) -> Option<Self> {
-        let bytes: [u8; 32] = hex.as_bytes().try_into().ok()?;
-        bytes
-            .iter()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            .then_some(Self(bytes))
+    /// The digits of the trace id `bytes`.
+    pub fn of(bytes: [u8; 16]) -> Self {
+        let mut out = [0u8; 32];
+        write_hex(&bytes, &mut out);
+        Self(out)
     }
 
     /// The digits.
     pub fn as_str(&self) -> &str {
-        // Only ever hex digits (ASCII): `parse` and `write_hex` make them.
+        // Only ever hex digits (ASCII): `write_hex` makes them.
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
@@ -252,8 +253,8 @@ impl std::fmt::Debug for TraceHex {
 }
 
 /// A request's trace, shared by the pipeline (client spans are children of its server
-/// span; rejections are its events). Travels in the request's extensions to
-/// [`crate::pipeline::inbound::Inbound`].
+/// span; rejections are its events). Handed by the request entry to the pipeline, which
+/// keeps it in [`crate::pipeline::inbound::Inbound`].
 #[derive(Clone)]
 pub enum TraceScope {
     /// Sampled: the server span and every client span are recorded.
@@ -344,15 +345,14 @@ pub struct ServerOutcome<'a> {
 }
 
 impl TraceScope {
-    /// The trace id (32 hex digits).
-    pub fn trace_id(&self) -> TraceHex {
-        let id = match self {
+    /// The trace id; its digits ([`TraceHex::of`]) are written only when a log line
+    /// needs them.
+    pub fn trace_id(&self) -> [u8; 16] {
+        match self {
             TraceScope::Recorded(r) => r.trace_id,
             TraceScope::Unsampled(u) => u.trace_id,
-        };
-        let mut out = [0u8; 32];
-        write_hex(&id.to_bytes(), &mut out);
-        TraceHex(out)
+        }
+        .to_bytes()
     }
 
     /// Whether this trace is recorded and exported.
@@ -361,7 +361,8 @@ impl TraceScope {
     }
 
     /// Adds an event (a rate-limit or auth rejection) to the server span of a sampled
-    /// request.
+    /// request. Events Weir records: `rate_limit.rejected` (`weir.rate_limit.scope`:
+    /// client or endpoint) and `auth.rejected` (`weir.auth.reason`).
     pub fn event(&self, name: &'static str, attributes: &[(&'static str, &'static str)]) {
         if let TraceScope::Recorded(r) = self {
             r.events
@@ -505,13 +506,15 @@ impl ClientSpan {
             }) => (traceparent(*trace_id, *span_id, 0), state),
         };
         headers.insert(TRACEPARENT, parent);
-        let state = state.header();
-        match HeaderValue::from_str(&state) {
-            Ok(v) if !state.is_empty() => {
-                headers.insert(TRACESTATE, v);
-            }
-            _ => {
-                headers.remove(TRACESTATE);
+        // The client's `tracestate` was not copied (`upstream/build.rs`): the trace's own,
+        // when it has one, is the only one.
+        if *state != TraceState::NONE {
+            let state = state.header();
+            match HeaderValue::from_str(&state) {
+                Ok(v) if !state.is_empty() => {
+                    headers.insert(TRACESTATE, v);
+                }
+                _ => {}
             }
         }
     }
@@ -623,20 +626,6 @@ fn end_client(inner: ClientInner, outcome: &'static str, error: Option<&BackendE
     });
 }
 
-/// Adds an event to the request's server span, when it is traced: for a rejection decided
-/// before the pipeline has an [`crate::pipeline::inbound::Inbound`]. Events Weir records:
-/// `rate_limit.rejected` (`weir.rate_limit.scope`: client or endpoint) and `auth.rejected`
-/// (`weir.auth.reason`).
-pub fn event(
-    extensions: &http::Extensions,
-    name: &'static str,
-    attributes: &[(&'static str, &'static str)],
-) {
-    if let Some(scope) = extensions.get::<TraceScope>() {
-        scope.event(name, attributes);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -679,23 +668,8 @@ mod tests {
                 trace_id: t,
                 state: TraceState::NONE,
             });
-            assert_eq!(scope.trace_id().as_str(), t.to_string());
-            assert_eq!(TraceHex::parse(&t.to_string()), Some(scope.trace_id()));
+            assert_eq!(TraceHex::of(scope.trace_id()).as_str(), t.to_string());
             assert!(!scope.sampled());
-        }
-    }
-
-    #[test]
-    fn a_trace_hex_is_32_lowercase_hex_digits() {
-        assert!(TraceHex::parse("0af7651916cd43dd8448eb211c80319c").is_some());
-        for bad in [
-            "0AF7651916CD43DD8448EB211C80319C",
-            "0af7651916cd43dd8448eb211c80319",
-            "0af7651916cd43dd8448eb211c80319cc",
-            "0af7651916cd43dd8448eb211c80319g",
-            "",
-        ] {
-            assert_eq!(TraceHex::parse(bad), None, "{bad}");
         }
     }
 }

@@ -7,7 +7,12 @@
 //! and field numbers are those of `opentelemetry/proto/trace/v1/trace.proto` and
 //! `common/v1/common.proto`; the tests decode the output with `opentelemetry-proto`.
 
+use std::collections::hash_map::Entry;
 use std::fmt::Write as _;
+use std::sync::Arc;
+
+use bytes::{Buf as _, Bytes};
+use weir_model as model;
 
 use super::record::{ClientDetail, Detail, EventRecord, SpanRecord};
 
@@ -19,6 +24,12 @@ const LEN: u8 = 2;
 const SCOPE: &str = "weir";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Endpoints whose spans' fixed parts are kept encoded, at most; the spans of others are
+/// written in full.
+const CACHED_ENDPOINTS: usize = 10_000;
+/// Per backend, the call targets (scheme and authority) kept encoded, at most.
+const CACHED_TARGETS: usize = 16;
+
 /// Writes export bodies; keeps its buffers between batches.
 #[derive(Debug, Default)]
 pub struct Encoder {
@@ -28,19 +39,54 @@ pub struct Encoder {
     /// The resource and scope messages (the header in front of the spans is made of
     /// them and of two lengths).
     head: Vec<u8>,
-    /// One span's body, before its length is known.
-    one: Vec<u8>,
     text: String,
+    cache: Cache,
 }
 
 impl Encoder {
     /// The body of one export of `spans`, for a resource named `service`.
+    #[cfg(test)]
     pub fn encode(&mut self, service: &str, spans: &[SpanRecord]) -> &[u8] {
+        let at = self.write(service, spans, 0);
+        &self.buf[at..]
+    }
+
+    /// The same body as [`Encoder::encode`], handed over without a copy (in a gRPC
+    /// message's frame with `grpc`). Give it back with [`Encoder::recycle`] once sent:
+    /// a batch's body is a hundred KiB or more, and allocating, copying and freeing one
+    /// per export was a visible part of tracing's cost.
+    pub fn body(&mut self, service: &str, spans: &[SpanRecord], grpc: bool) -> Bytes {
+        let frame = if grpc { 5 } else { 0 };
+        let mut at = self.write(service, spans, frame);
+        if grpc {
+            // Not compressed (0), then the message's length (big-endian u32).
+            let len = u32::try_from(self.buf.len() - at).unwrap_or(u32::MAX);
+            at -= frame;
+            self.buf[at] = 0;
+            self.buf[at + 1..at + 5].copy_from_slice(&len.to_be_bytes());
+        }
+        let mut body = Bytes::from(std::mem::take(&mut self.buf));
+        body.advance(at);
+        body
+    }
+
+    /// Takes back the storage of a body [`Encoder::body`] handed out, when nothing else
+    /// holds it any more.
+    pub fn recycle(&mut self, body: Bytes) {
+        if let Ok(mut storage) = body.try_into_mut() {
+            storage.clear();
+            self.buf = storage.into();
+        }
+    }
+
+    /// Writes the body into `buf` with at least `prefix` bytes free in front of it;
+    /// returns where it starts.
+    fn write(&mut self, service: &str, spans: &[SpanRecord], prefix: usize) -> usize {
         let Self {
             buf,
             head,
-            one,
             text,
+            cache,
         } = self;
         // ResourceSpans.resource, then ScopeSpans.scope (name, version).
         head.clear();
@@ -55,19 +101,14 @@ impl Encoder {
         });
         // The two messages around the spans need their lengths, known only once the spans
         // are written: room for them is kept in front (two tags, two varints of at most 10
-        // bytes), and they are written right-aligned into it at the end. Each span is
-        // written on its own and copied after its length (a span is longer than the one
-        // byte `message` keeps for a length). Moving bodies up to make room cost more than
-        // writing them.
-        let room = head.len() + 2 + 20;
+        // bytes), and they are written right-aligned into it at the end. Moving bodies up
+        // to make room cost more than writing them.
+        let room = prefix + head.len() + 2 + 20;
         buf.clear();
         buf.resize(room, 0);
         for s in spans {
-            one.clear();
-            span(one, s, text);
-            tag(buf, 2, LEN);
-            varint(buf, one.len() as u64);
-            buf.extend_from_slice(one);
+            // Two bytes for the span's length: what a span of 128 bytes to 16 KiB needs.
+            sized(buf, 2, 2, |b| span(b, s, text, cache));
         }
         let scope_spans = (head.len() - resource) + (buf.len() - room);
         let resource_spans = resource + 1 + varint_len(scope_spans as u64) + scope_spans;
@@ -83,7 +124,115 @@ impl Encoder {
         front.extend_from_slice(scope_msg);
         let at = room - front.len();
         buf[at..room].copy_from_slice(&front);
-        &buf[at..]
+        at
+    }
+
+    /// Forgets the encoded parts of endpoints no route table holds any more (only this
+    /// cache still does). Called between batches, once their records are dropped.
+    pub fn evict(&mut self) {
+        self.cache
+            .endpoints
+            .retain(|_, fixed| Arc::strong_count(&fixed.endpoint) > 1);
+    }
+}
+
+/// The parts of spans that only configuration decides, encoded the first time an
+/// endpoint's span is exported, then copied: most of a span's attributes are these, and
+/// writing them field by field was most of the exporter's work.
+#[derive(Debug)]
+struct Cache {
+    /// By the endpoint's address (its `Arc`, held by the entry, keeps the address from
+    /// being reused while the entry lives).
+    endpoints: crate::FastMap<usize, Fixed>,
+    /// At most this many endpoints.
+    limit: usize,
+    /// `http.response.status_code` attributes, by status.
+    statuses: Encoded<u16>,
+    /// `weir.backend.outcome` attributes, by outcome.
+    outcomes: Encoded<&'static str>,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self {
+            endpoints: crate::FastMap::default(),
+            limit: CACHED_ENDPOINTS,
+            statuses: Vec::new(),
+            outcomes: Vec::new(),
+        }
+    }
+}
+
+/// Encoded attributes (or a span's fixed fields) by what decides them.
+type Encoded<K> = Vec<(K, Box<[u8]>)>;
+
+/// One endpoint's encoded parts.
+#[derive(Debug)]
+struct Fixed {
+    endpoint: Arc<model::Endpoint>,
+    /// The server span's name, `http.request.method` and `http.route`, per method.
+    server: Encoded<&'static str>,
+    /// Per backend (by index), per method: a client span's name, `http.request.method`,
+    /// `url.template` and `weir.backend`.
+    clients: Vec<Encoded<&'static str>>,
+    /// Per backend (by index): `scheme://authority` of a call's target, with its
+    /// `server.address` and `server.port` encoded.
+    targets: Vec<Encoded<Box<str>>>,
+}
+
+impl Cache {
+    fn fixed(&mut self, ep: &Arc<model::Endpoint>) -> Option<&mut Fixed> {
+        let full = self.endpoints.len() >= self.limit;
+        match self.endpoints.entry(Arc::as_ptr(ep) as usize) {
+            Entry::Occupied(o) => Some(o.into_mut()),
+            Entry::Vacant(_) if full => None,
+            Entry::Vacant(v) => Some(v.insert(Fixed {
+                endpoint: ep.clone(),
+                server: Vec::new(),
+                clients: vec![Vec::new(); ep.backends.len()],
+                targets: vec![Vec::new(); ep.backends.len()],
+            })),
+        }
+    }
+}
+
+/// Finds `key`'s bytes in `list`, or writes them with `write` and keeps them (up to
+/// `limit` entries; past it they are written into `b` each time).
+fn copy_cached<K: Key>(
+    b: &mut Vec<u8>,
+    list: &mut Encoded<K>,
+    key: K,
+    limit: usize,
+    write: impl FnOnce(&mut Vec<u8>),
+) {
+    if let Some((_, bytes)) = list.iter().find(|(k, _)| k.same(&key)) {
+        b.extend_from_slice(bytes);
+    } else if list.len() < limit {
+        let mut bytes = Vec::new();
+        write(&mut bytes);
+        b.extend_from_slice(&bytes);
+        list.push((key, bytes.into_boxed_slice()));
+    } else {
+        write(b);
+    }
+}
+
+/// What the small caches are keyed by.
+trait Key: Copy {
+    fn same(&self, other: &Self) -> bool;
+}
+
+impl Key for u16 {
+    fn same(&self, other: &Self) -> bool {
+        self == other
+    }
+}
+
+impl Key for &'static str {
+    /// Methods and outcomes are literals: the same one is at the same address (a
+    /// comparison of the text is the fallback).
+    fn same(&self, other: &Self) -> bool {
+        std::ptr::eq(*self, *other) || self == other
     }
 }
 
@@ -92,29 +241,69 @@ fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-fn span(b: &mut Vec<u8>, s: &SpanRecord, text: &mut String) {
+/// `name` (the method, then the route or template when there is one).
+fn name(b: &mut Vec<u8>, method: &str, rest: Option<&str>) {
+    match rest {
+        Some(rest) => {
+            let len = method.len() + 1 + rest.len();
+            tag(b, 5, LEN);
+            varint(b, len as u64);
+            b.extend_from_slice(method.as_bytes());
+            b.push(b' ');
+            b.extend_from_slice(rest.as_bytes());
+        }
+        None => string(b, 5, method.as_bytes()),
+    }
+}
+
+fn server_fixed(b: &mut Vec<u8>, method: &str, ep: &model::Endpoint) {
+    name(b, method, Some(ep.path.as_str()));
+    attr_str(b, 9, "http.request.method", method);
+    attr_str(b, 9, "http.route", ep.path.as_str());
+}
+
+fn client_fixed(b: &mut Vec<u8>, method: &str, d: &ClientDetail) {
+    let template = template(d);
+    name(b, method, template);
+    attr_str(b, 9, "http.request.method", method);
+    attr_str(b, 9, "url.template", template.unwrap_or(""));
+    attr_str(b, 9, "weir.backend", &d.label);
+}
+
+/// `http.response.status_code`: the same few statuses over and over.
+fn status(b: &mut Vec<u8>, cache: &mut Cache, code: u16) {
+    copy_cached(b, &mut cache.statuses, code, 32, |b| {
+        attr_int(b, 9, "http.response.status_code", i64::from(code))
+    });
+}
+
+/// `server.address` and `server.port` of a call to `uri`.
+fn target_fixed(b: &mut Vec<u8>, uri: &http::Uri) {
+    if let Some(host) = uri.host() {
+        attr_str(b, 9, "server.address", host);
+    }
+    let port = uri.port_u16().or(match uri.scheme_str() {
+        Some("https") => Some(443),
+        Some("http") => Some(80),
+        _ => None,
+    });
+    if let Some(port) = port {
+        attr_int(b, 9, "server.port", i64::from(port));
+    }
+}
+
+fn span(b: &mut Vec<u8>, s: &SpanRecord, text: &mut String, cache: &mut Cache) {
     string(b, 1, &s.trace_id);
     string(b, 2, &s.span_id);
-    let state = s.state.header();
-    if !state.is_empty() {
-        string(b, 3, state.as_bytes());
+    if s.state != opentelemetry::trace::TraceState::NONE {
+        let state = s.state.header();
+        if !state.is_empty() {
+            string(b, 3, state.as_bytes());
+        }
     }
     if let Some(parent) = &s.parent {
         string(b, 4, parent);
     }
-    // name: the method, then the route or the backend's template when there is one.
-    let rest = match &s.detail {
-        Detail::Server(d) => d.route.as_ref().map(|ep| ep.path.as_str()),
-        Detail::Abandoned => None,
-        Detail::Client(d) => template(d),
-    };
-    text.clear();
-    text.push_str(s.method);
-    if let Some(rest) = rest {
-        text.push(' ');
-        text.push_str(rest);
-    }
-    string(b, 5, text.as_bytes());
     // SpanKind: SERVER = 2, CLIENT = 3.
     let kind = if matches!(s.detail, Detail::Client(_)) {
         3
@@ -124,11 +313,25 @@ fn span(b: &mut Vec<u8>, s: &SpanRecord, text: &mut String) {
     uint(b, 6, kind);
     fixed64(b, 7, s.start);
     fixed64(b, 8, s.end);
-    attr_str(b, 9, "http.request.method", s.method);
+    // Fields in any order make the same message: the fixed parts (name, method, route or
+    // template, backend) are copied first, then the request's own attributes.
+    let method = s.method;
     match &s.detail {
         Detail::Server(d) => {
+            match &d.route {
+                Some(ep) => match cache.fixed(ep) {
+                    Some(fixed) => copy_cached(b, &mut fixed.server, method, 10, |b| {
+                        server_fixed(b, method, ep)
+                    }),
+                    None => server_fixed(b, method, ep),
+                },
+                None => {
+                    name(b, method, None);
+                    attr_str(b, 9, "http.request.method", method);
+                }
+            }
             attr_str(b, 9, "url.path", d.uri.path());
-            attr_int(b, 9, "http.response.status_code", i64::from(d.status));
+            status(b, cache, d.status);
             text.clear();
             write_ip(text, d.peer);
             attr_str(b, 9, "client.address", text);
@@ -139,40 +342,58 @@ fn span(b: &mut Vec<u8>, s: &SpanRecord, text: &mut String) {
                 "weir.request_id",
                 d.request_id.to_str().unwrap_or("-"),
             );
-            if let Some(ep) = &d.route {
-                attr_str(b, 9, "http.route", ep.path.as_str());
-            }
             if let Some(completed) = d.completed {
                 attr_bool(b, 9, "weir.completed", completed);
             }
         }
-        Detail::Abandoned => {}
+        Detail::Abandoned => {
+            name(b, method, None);
+            attr_str(b, 9, "http.request.method", method);
+        }
         Detail::Client(d) => {
-            attr_str(b, 9, "url.template", template(d).unwrap_or(""));
-            attr_str(b, 9, "weir.backend", &d.label);
+            let mut fixed = cache.fixed(&d.endpoint);
+            let slot = fixed.as_mut().filter(|f| d.index < f.clients.len());
+            match slot {
+                Some(f) => copy_cached(b, &mut f.clients[d.index], method, 10, |b| {
+                    client_fixed(b, method, d)
+                }),
+                None => client_fixed(b, method, d),
+            }
             if let Some(uri) = &d.uri {
-                if let Some(host) = uri.host() {
-                    attr_str(b, 9, "server.address", host);
-                }
-                let port = uri.port_u16().or(match uri.scheme_str() {
-                    Some("https") => Some(443),
-                    Some("http") => Some(80),
-                    _ => None,
-                });
-                if let Some(port) = port {
-                    attr_int(b, 9, "server.port", i64::from(port));
+                let scheme = uri.scheme_str().unwrap_or("http");
+                let authority = uri.authority().map_or("", |a| a.as_str());
+                let origin_of = |k: &str| {
+                    k.strip_prefix(scheme)
+                        .and_then(|k| k.strip_prefix("://"))
+                        .is_some_and(|k| k == authority)
+                };
+                let targets = fixed
+                    .filter(|f| d.index < f.targets.len())
+                    .map(|f| &mut f.targets[d.index]);
+                match targets {
+                    Some(list) => match list.iter().find(|(k, _)| origin_of(k)) {
+                        Some((_, bytes)) => b.extend_from_slice(bytes),
+                        None => {
+                            let mut bytes = Vec::new();
+                            target_fixed(&mut bytes, uri);
+                            b.extend_from_slice(&bytes);
+                            if list.len() < CACHED_TARGETS {
+                                let origin = format!("{scheme}://{authority}");
+                                list.push((origin.into(), bytes.into_boxed_slice()));
+                            }
+                        }
+                    },
+                    None => target_fixed(b, uri),
                 }
                 // Without the query: it may carry what a trace store should not keep.
-                text.clear();
-                text.push_str(uri.scheme_str().unwrap_or("http"));
-                text.push_str("://");
-                text.push_str(uri.authority().map_or("", |a| a.as_str()));
-                text.push_str(uri.path());
-                attr_str(b, 9, "url.full", text);
+                let full = [scheme, "://", authority, uri.path()].map(str::as_bytes);
+                attr_str_parts(b, 9, b"url.full", &full);
             }
-            attr_str(b, 9, "weir.backend.outcome", d.outcome);
-            if let Some(status) = d.status {
-                attr_int(b, 9, "http.response.status_code", i64::from(status));
+            copy_cached(b, &mut cache.outcomes, d.outcome, 16, |b| {
+                attr_str(b, 9, "weir.backend.outcome", d.outcome)
+            });
+            if let Some(code) = d.status {
+                status(b, cache, code);
             }
             if let Some(kind) = d.error_type {
                 attr_str(b, 9, "error.type", kind);
@@ -229,41 +450,72 @@ fn event(b: &mut Vec<u8>, e: &EventRecord) {
     }
 }
 
-/// A `KeyValue` in field `field`, its `AnyValue` written by `value`
-/// (`string_value` = 1, `bool_value` = 2, `int_value` = 3).
-fn attr(b: &mut Vec<u8>, field: u32, key: &str, value: impl FnOnce(&mut Vec<u8>)) {
-    message(b, field, |b| {
-        string(b, 1, key.as_bytes());
-        message(b, 2, value);
-    });
+/// A string attribute (most of a span's bytes are these).
+#[inline]
+fn attr_str(b: &mut Vec<u8>, field: u32, key: &str, value: &str) {
+    attr_str_parts(b, field, key.as_bytes(), &[value.as_bytes()]);
 }
 
-/// A string attribute, its lengths computed first and its bytes written in one go (most of
-/// a span's bytes are these).
-fn attr_str(b: &mut Vec<u8>, field: u32, key: &str, value: &str) {
-    let (key, value) = (key.as_bytes(), value.as_bytes());
+/// A string attribute whose value is the concatenation of `parts`: its lengths computed
+/// first, then its bytes written in few pieces.
+#[inline]
+fn attr_str_parts(b: &mut Vec<u8>, field: u32, key: &[u8], parts: &[&[u8]]) {
+    let value_len: usize = parts.iter().map(|p| p.len()).sum();
     // AnyValue { string_value = 1 }
-    let any = 1 + varint_len(value.len() as u64) + value.len();
+    let any = 1 + varint_len(value_len as u64) + value_len;
     // KeyValue { key = 1, value = 2 }
     let kv = 1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(any as u64) + any;
     b.reserve(kv + 15);
-    tag(b, field, LEN);
-    varint(b, kv as u64);
-    string(b, 1, key);
-    tag(b, 2, LEN);
-    varint(b, any as u64);
-    string(b, 1, value);
+    if kv < 0x80 && field < 16 {
+        // Every length fits one byte: two four-byte headers, and the strings.
+        b.extend_from_slice(&[
+            (field as u8) << 3 | LEN,
+            kv as u8,
+            1 << 3 | LEN,
+            key.len() as u8,
+        ]);
+        b.extend_from_slice(key);
+        b.extend_from_slice(&[2 << 3 | LEN, any as u8, 1 << 3 | LEN, value_len as u8]);
+    } else {
+        tag(b, field, LEN);
+        varint(b, kv as u64);
+        string(b, 1, key);
+        tag(b, 2, LEN);
+        varint(b, any as u64);
+        tag(b, 1, LEN);
+        varint(b, value_len as u64);
+    }
+    for p in parts {
+        b.extend_from_slice(p);
+    }
 }
 
 fn attr_bool(b: &mut Vec<u8>, field: u32, key: &str, value: bool) {
-    attr(b, field, key, |b| uint(b, 2, u64::from(value)));
+    // AnyValue { bool_value = 2 }
+    attr_scalar(b, field, key, 2, u64::from(value));
 }
 
 fn attr_int(b: &mut Vec<u8>, field: u32, key: &str, value: i64) {
-    // int64 travels as its two's complement.
-    attr(b, field, key, |b| uint(b, 3, value as u64));
+    // AnyValue { int_value = 3 }; int64 travels as its two's complement.
+    attr_scalar(b, field, key, 3, value as u64);
 }
 
+/// A `KeyValue` whose `AnyValue` is the varint `v` in field `any_field`.
+fn attr_scalar(b: &mut Vec<u8>, field: u32, key: &str, any_field: u32, v: u64) {
+    let key = key.as_bytes();
+    let any = 1 + varint_len(v);
+    // KeyValue { key = 1, value = 2 }; `any` is at most 11 bytes.
+    let kv = 1 + varint_len(key.len() as u64) + key.len() + 2 + any;
+    b.reserve(kv + 11);
+    tag(b, field, LEN);
+    varint(b, kv as u64);
+    string(b, 1, key);
+    b.push(2 << 3 | LEN);
+    b.push(any as u8);
+    uint(b, any_field, v);
+}
+
+#[inline]
 fn varint(b: &mut Vec<u8>, mut v: u64) {
     if v < 0x80 {
         b.push(v as u8);
@@ -276,6 +528,7 @@ fn varint(b: &mut Vec<u8>, mut v: u64) {
     b.push(v as u8);
 }
 
+#[inline]
 fn tag(b: &mut Vec<u8>, field: u32, wire: u8) {
     // Every field number here is below 16: its tag is one byte.
     if field < 16 {
@@ -285,17 +538,20 @@ fn tag(b: &mut Vec<u8>, field: u32, wire: u8) {
     }
 }
 
+#[inline]
 fn string(b: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     tag(b, field, LEN);
     varint(b, bytes.len() as u64);
     b.extend_from_slice(bytes);
 }
 
+#[inline]
 fn uint(b: &mut Vec<u8>, field: u32, v: u64) {
     tag(b, field, VARINT);
     varint(b, v);
 }
 
+#[inline]
 fn fixed64(b: &mut Vec<u8>, field: u32, v: u64) {
     tag(b, field, FIXED64);
     b.extend_from_slice(&v.to_le_bytes());
@@ -304,17 +560,28 @@ fn fixed64(b: &mut Vec<u8>, field: u32, v: u64) {
 /// A length-delimited message: one byte is kept for its length, which most messages
 /// (attributes, events) fit; a longer one moves its body up to make room.
 fn message(b: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
+    sized(b, field, 1, body);
+}
+
+/// A length-delimited message with `kept` bytes kept for its length (the varint of a
+/// length below 128 to the power `kept`); a length of another size moves the body.
+fn sized(b: &mut Vec<u8>, field: u32, kept: usize, body: impl FnOnce(&mut Vec<u8>)) {
     tag(b, field, LEN);
     let at = b.len();
-    b.push(0);
+    b.resize(at + kept, 0);
     body(b);
-    let len = b.len() - at - 1;
-    if len < 0x80 {
-        b[at] = len as u8;
+    let len = b.len() - at - kept;
+    if varint_len(len as u64) == kept {
+        let mut v = len;
+        for (i, byte) in b[at..at + kept].iter_mut().enumerate() {
+            let more = if i + 1 < kept { 0x80 } else { 0 };
+            *byte = (v as u8 & 0x7f) | more;
+            v >>= 7;
+        }
     } else {
         let mut prefix = Vec::with_capacity(10);
         varint(&mut prefix, len as u64);
-        b.splice(at..=at, prefix);
+        b.splice(at..at + kept, prefix);
     }
 }
 
@@ -451,10 +718,17 @@ mod tests {
             ),
         ];
         let mut enc = Encoder::default();
-        // Twice: the buffers are reused, the second body must be the same.
+        // Twice: the buffers are reused and the fixed parts are copied from the cache the
+        // first body filled; the second body must be the same.
         let first = enc.encode("edge", &spans).to_vec();
         let body = enc.encode("edge", &spans).to_vec();
         assert_eq!(first, body);
+        assert_eq!(enc.cache.endpoints.len(), 1);
+        // And the same as written without the cache (an encoder whose cache is full).
+        let mut uncached = Encoder::default();
+        uncached.cache.limit = 0;
+        assert_eq!(uncached.encode("edge", &spans), body.as_slice());
+        assert!(uncached.cache.endpoints.is_empty());
         let req = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
         assert_eq!(req.resource_spans.len(), 1);
         let rs = &req.resource_spans[0];
@@ -506,8 +780,9 @@ mod tests {
                 assert_eq!(status.code, 0);
             }
         }
+        // Attributes by key: their order in a span means nothing.
         let attrs = |i: usize| -> Attrs {
-            ss.spans[i]
+            let mut a: Attrs = ss.spans[i]
                 .attributes
                 .iter()
                 .map(|kv| {
@@ -516,7 +791,13 @@ mod tests {
                         kv.value.as_ref().and_then(|v| v.value.clone()),
                     )
                 })
-                .collect()
+                .collect();
+            a.sort_by(|x, y| x.0.cmp(&y.0));
+            a
+        };
+        let sorted = |mut a: Attrs| {
+            a.sort_by(|x, y| x.0.cmp(&y.0));
+            a
         };
         let names: Vec<(&str, i32)> = ss.spans.iter().map(|s| (s.name.as_str(), s.kind)).collect();
         assert_eq!(
@@ -532,7 +813,7 @@ mod tests {
         assert_eq!(attrs(0), std::slice::from_ref(&m));
         assert_eq!(
             attrs(1),
-            [
+            sorted(vec![
                 m.clone(),
                 ("url.path".into(), s_("/users/7")),
                 ("http.response.status_code".into(), Some(Any::IntValue(503))),
@@ -540,11 +821,11 @@ mod tests {
                 ("weir.request_id".into(), s_("abc")),
                 ("http.route".into(), s_("/users/{id}")),
                 ("weir.completed".into(), Some(Any::BoolValue(false))),
-            ]
+            ])
         );
         assert_eq!(
             attrs(2),
-            [
+            sorted(vec![
                 m.clone(),
                 ("url.template".into(), s_("/v1/users/{id}")),
                 ("weir.backend".into(), s_(&long)),
@@ -553,11 +834,11 @@ mod tests {
                 ("url.full".into(), s_("https://api.example:8443/v1/users/7")),
                 ("weir.backend.outcome".into(), s_("timeout")),
                 ("error.type".into(), s_("timeout")),
-            ]
+            ])
         );
         assert_eq!(
             attrs(3),
-            [
+            sorted(vec![
                 m,
                 ("url.template".into(), s_("/a")),
                 ("weir.backend".into(), s_("http://a:1/a")),
@@ -566,8 +847,118 @@ mod tests {
                 ("url.full".into(), s_("http://a/a")),
                 ("weir.backend.outcome".into(), s_("ok")),
                 ("http.response.status_code".into(), Some(Any::IntValue(200))),
+            ])
+        );
+    }
+
+    #[test]
+    fn bodies_are_handed_over_framed_and_their_storage_comes_back() {
+        let ep = endpoint();
+        let spans: Vec<SpanRecord> = (1..=3)
+            .map(|n| {
+                record(
+                    n,
+                    Detail::Server(ServerDetail {
+                        uri: "/users/7".parse().unwrap(),
+                        status: 200,
+                        peer: [10, 0, 0, 1].into(),
+                        request_id: http::HeaderValue::from_static("r"),
+                        route: Some(ep.clone()),
+                        completed: None,
+                    }),
+                )
+            })
+            .collect();
+        let mut enc = Encoder::default();
+        let plain = enc.encode("edge", &spans).to_vec();
+        let body = enc.body("edge", &spans, false);
+        assert_eq!(body, plain);
+        let storage = body.as_ptr();
+        enc.recycle(body);
+        let framed = enc.body("edge", &spans, true);
+        // Framed in the same storage (five more bytes were kept in front of the body).
+        assert_eq!(framed.as_ptr(), storage);
+        assert_eq!(framed[0], 0);
+        assert_eq!(&framed[1..5], (plain.len() as u32).to_be_bytes());
+        assert_eq!(&framed[5..], plain);
+        // Still held elsewhere (a request being written): not taken back.
+        let held = framed.clone();
+        enc.recycle(framed);
+        assert_eq!(enc.encode("edge", &spans), plain);
+        assert_ne!(enc.buf.as_ptr(), held.as_ptr());
+    }
+
+    #[test]
+    fn cached_parts_go_with_their_endpoint_and_follow_method_and_target() {
+        let ep = endpoint();
+        let client = |method, uri: &str| SpanRecord {
+            method,
+            ..record(
+                4,
+                Detail::Client(ClientDetail {
+                    endpoint: ep.clone(),
+                    index: 0,
+                    label: Arc::from("http://a:1/a"),
+                    uri: Some(uri.parse().unwrap()),
+                    outcome: "ok",
+                    status: Some(200),
+                    error_type: None,
+                }),
+            )
+        };
+        let spans = vec![
+            client("GET", "http://a:1/a"),
+            client("POST", "http://a:1/a"),
+            client("GET", "https://b/a?x=1"),
+        ];
+        let mut enc = Encoder::default();
+        let body = enc.encode("edge", &spans).to_vec();
+        let req = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+        let got: Vec<(String, String, String)> = req.resource_spans[0].scope_spans[0]
+            .spans
+            .iter()
+            .map(|s| {
+                let attr = |k: &str| {
+                    s.attributes
+                        .iter()
+                        .find(|kv| kv.key == k)
+                        .and_then(|kv| kv.value.as_ref()?.value.clone())
+                };
+                let Some(Any::StringValue(full)) = attr("url.full") else {
+                    panic!("no url.full")
+                };
+                let Some(Any::StringValue(method)) = attr("http.request.method") else {
+                    panic!("no method")
+                };
+                assert_eq!(
+                    attr("server.port"),
+                    Some(Any::IntValue(if full.starts_with("https") {
+                        443
+                    } else {
+                        1
+                    }))
+                );
+                (s.name.clone(), method, full)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("GET /a".into(), "GET".into(), "http://a:1/a".into()),
+                ("POST /a".into(), "POST".into(), "http://a:1/a".into()),
+                ("GET /a".into(), "GET".into(), "https://b/a".into()),
             ]
         );
+        let fixed = &enc.cache.endpoints[&(Arc::as_ptr(&ep) as usize)];
+        assert_eq!((fixed.clients[0].len(), fixed.targets[0].len()), (2, 2));
+        // Kept while a table (here: the test) holds the endpoint; forgotten once only the
+        // cache does.
+        drop(spans);
+        enc.evict();
+        assert_eq!(enc.cache.endpoints.len(), 1);
+        drop(ep);
+        enc.evict();
+        assert!(enc.cache.endpoints.is_empty());
     }
 
     #[test]
@@ -580,14 +971,16 @@ mod tests {
 
     #[test]
     fn lengths_of_every_size_are_written_as_varints() {
-        for len in [0usize, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
-            let mut b = Vec::new();
-            message(&mut b, 5, |b| b.extend(std::iter::repeat_n(7u8, len)));
-            let mut expect = Vec::new();
-            tag(&mut expect, 5, LEN);
-            varint(&mut expect, len as u64);
-            expect.extend(std::iter::repeat_n(7u8, len));
-            assert_eq!(b, expect, "length {len}");
+        for kept in [1, 2] {
+            for len in [0usize, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
+                let mut b = vec![3u8];
+                sized(&mut b, 5, kept, |b| b.extend(std::iter::repeat_n(7u8, len)));
+                let mut expect = vec![3u8];
+                tag(&mut expect, 5, LEN);
+                varint(&mut expect, len as u64);
+                expect.extend(std::iter::repeat_n(7u8, len));
+                assert_eq!(b, expect, "length {len}, {kept} bytes kept");
+            }
         }
     }
 }

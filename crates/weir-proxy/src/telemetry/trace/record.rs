@@ -150,10 +150,16 @@ impl Queue {
         }
     }
 
-    /// Everything queued, leaving the queue empty.
-    pub fn take(&self) -> Vec<SpanRecord> {
+    /// Everything queued, leaving the queue with `spare` (an empty vector): the exporter
+    /// hands back the one it took last time, so a batch's storage (tens of KiB) is not
+    /// allocated and freed every time.
+    pub fn take(&self, mut spare: Vec<SpanRecord>) -> Vec<SpanRecord> {
+        spare.clear();
+        if spare.capacity() < self.batch {
+            spare.reserve(self.batch);
+        }
         let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
-        std::mem::replace(&mut *spans, Vec::with_capacity(self.batch))
+        std::mem::replace(&mut *spans, spare)
     }
 
     /// Spans dropped because the queue was full, since the last call.
@@ -195,8 +201,14 @@ mod tests {
         }
         assert_eq!(q.take_dropped(), 2, "5 kept, 2 over the bound");
         assert_eq!(q.take_dropped(), 0);
-        let taken: Vec<u8> = q.take().iter().map(|s| s.span_id[0]).collect();
-        assert_eq!(taken, [1, 2, 3, 4, 5]);
-        assert!(q.take().is_empty());
+        let taken = q.take(Vec::new());
+        let ids: Vec<u8> = taken.iter().map(|s| s.span_id[0]).collect();
+        assert_eq!(ids, [1, 2, 3, 4, 5]);
+        // The vector handed back is the next one filled, emptied first.
+        let at = taken.as_ptr();
+        assert!(q.take(taken).is_empty());
+        q.push(span(8));
+        let again = q.take(Vec::new());
+        assert_eq!((again.as_ptr(), again.len()), (at, 1));
     }
 }
