@@ -17,6 +17,10 @@ not the kernel's work behind them.
 Variants: off (no tracing, no access log), trace-1.0 and trace-0.01 (OTLP/HTTP to
 bench/otlp_sink.py), log-text, log-json (access log to a file). Loopback only; every wait has
 a timeout. Needs valgrind (Debian's package).
+
+With --by-thread, each thread is counted apart and the figures are split into the proxy
+workers (threads that ran hyper's server dispatch), the trace exporter, the access-log
+writer and the rest.
 """
 import argparse, glob, http.client, json, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
@@ -74,7 +78,31 @@ def callgrind_control(*args):
                           timeout=120).stdout
 
 
-def measure(weir, variant, n, work, backend_port, sink):
+# A thread is classed by a function only it runs (first match wins).
+THREAD_KINDS = [("worker", "proto::h1::dispatch::Server"), ("exporter", "trace::export::run"),
+                ("access log", "access_log::writer")]
+
+
+def split_by_thread(dumps, n):
+    """Instructions per request by kind of thread, from callgrind's per-thread dumps."""
+    out = {}
+    for path in dumps:
+        total, kind = None, "other"
+        with open(path) as f:
+            text = f.read()
+        m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+        if m:
+            total = int(m.group(1))
+        for name, marker in THREAD_KINDS:
+            if marker in text:
+                kind = name
+                break
+        if total:
+            out[kind] = out.get(kind, 0) + total / n
+    return out
+
+
+def measure(weir, variant, n, work, backend_port, sink, by_thread=False):
     port, admin = free_port(), free_port()
     cfg = os.path.join(work, f"{variant}.yaml")
     with open(cfg, "w") as f:
@@ -90,7 +118,8 @@ endpoints:
     out = os.path.join(work, f"callgrind.{variant}")
     log = open(os.path.join(work, f"{variant}.log"), "wb")
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p",
-                             "--dump-instr=no", weir, "run", "--config", cfg], stdout=log, stderr=log)
+                             "--dump-instr=no", *(["--separate-threads=yes"] if by_thread else []),
+                             weir, "run", "--config", cfg], stdout=log, stderr=log)
     try:
         wait_http(port, "/small", 120)
         requests(port, 200)  # warm-up: connections, lazily made series and buffers
@@ -107,6 +136,11 @@ endpoints:
         else:
             raise RuntimeError("callgrind wrote no dump")
         time.sleep(0.5)  # the dump is written in one go, but let it finish
+        if by_thread:
+            # One file per thread: <out>.<pid>.<dump>-<thread>
+            dumps = [p for p in glob.glob(f"{out}.{proc.pid}.*") if re.search(r"\.\d+-\d+$", p)]
+            split = split_by_thread(dumps, n)
+            return sum(split.values()), split
         total = None
         with open(sorted(dumps)[0]) as f:
             for line in f:
@@ -114,7 +148,7 @@ endpoints:
                 if m:
                     total = int(m.group(1))
         assert total is not None, "no total in the dump"
-        return total / n
+        return total / n, None
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -134,6 +168,8 @@ def main():
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--keep", metavar="DIR", help="keep the callgrind dumps (for callgrind_annotate) in DIR")
     ap.add_argument("--no-netns", action="store_true", help="stay in the host network namespace")
+    ap.add_argument("--by-thread", action="store_true",
+                    help="count each thread apart and split the figure by kind of thread")
     a = ap.parse_args()
     if not a.no_netns:
         enter_netns()  # Weir listens on 0.0.0.0: a namespace with only loopback, as bench.py
@@ -145,10 +181,10 @@ def main():
                subprocess.Popen([sys.executable, os.path.join(HERE, "otlp_sink.py"), str(sink_port)])]
     try:
         wait_http(sink_port, "/stats", 30)
-        results = {}
+        results, splits = {}, {}
         for v in a.variants.split(","):
-            results[v] = measure(os.path.abspath(a.weir), v, a.requests, work, backend_port,
-                                 f"http://{HOST}:{sink_port}")
+            results[v], splits[v] = measure(os.path.abspath(a.weir), v, a.requests, work, backend_port,
+                                            f"http://{HOST}:{sink_port}", a.by_thread)
             print(f"{v}: {results[v]:,.0f} instructions per request", flush=True)
     finally:
         for h in helpers:
@@ -165,9 +201,17 @@ def main():
     print("|---|---|---|")
     for v, x in results.items():
         print(f"| {v} | {x:,.0f} | {x / base:.3f} |" if base else f"| {v} | {x:,.0f} | - |")
+    if a.by_thread:
+        kinds = [k for k, _ in THREAD_KINDS] + ["other"]
+        print()
+        print("| variant | " + " | ".join(kinds) + " |")
+        print("|---|" + "---|" * len(kinds))
+        for v, split in splits.items():
+            print(f"| {v} | " + " | ".join(f"{split.get(k, 0):,.0f}" for k in kinds) + " |")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"requests": a.requests, "instructions_per_request": results}, f, indent=2)
+            json.dump({"requests": a.requests, "instructions_per_request": results,
+                       "by_thread": splits if a.by_thread else None}, f, indent=2)
 
 
 if __name__ == "__main__":
