@@ -102,10 +102,9 @@ def split_by_thread(dumps, n):
     return out
 
 
-def measure(weir, variant, n, work, backend_port, sink, by_thread=False):
-    port, admin = free_port(), free_port()
-    cfg = os.path.join(work, f"{variant}.yaml")
-    with open(cfg, "w") as f:
+def write_config(path, variant, port, admin, backend_port, sink):
+    """One endpoint, /small, in front of the bench backend, with `variant`'s settings."""
+    with open(path, "w") as f:
         f.write(f"""port: {port}
 adminPort: {admin}
 {VARIANTS[variant].format(sink=sink)}timeout: 10s
@@ -115,6 +114,12 @@ endpoints:
       - hosts: ["http://{HOST}:{backend_port}"]
         urlPattern: /small.json
 """)
+
+
+def measure(weir, variant, n, work, backend_port, sink, by_thread=False):
+    port, admin = free_port(), free_port()
+    cfg = os.path.join(work, f"{variant}.yaml")
+    write_config(cfg, variant, port, admin, backend_port, sink)
     out = os.path.join(work, f"callgrind.{variant}")
     log = open(os.path.join(work, f"{variant}.log"), "wb")
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p",

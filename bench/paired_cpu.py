@@ -15,32 +15,24 @@ instances share the cores with each other, with the two wrk processes, the backe
 Loopback only, in a network namespace with only loopback when run as root; every wait has a
 timeout.
 """
-import argparse, os, shutil, subprocess, sys, tempfile, threading
+import argparse, os, shutil, sys, tempfile, threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no bench/__pycache__ left in the work tree
-from bench import HOST, cpu_seconds, enter_netns, median, wait_http, wrk  # noqa: E402
-from instructions import VARIANTS, free_port  # noqa: E402
+from bench import HOST, enter_netns, median, spawn, stop_all, wait_http, wrk  # noqa: E402
+from instructions import VARIANTS, free_port, write_config  # noqa: E402
 
 
 def start(weir, role, variant, work, backend_port, sink):
     port, admin = free_port(), free_port()
     cfg = os.path.join(work, f"{role}.yaml")
-    with open(cfg, "w") as f:
-        f.write(f"""port: {port}
-adminPort: {admin}
-{VARIANTS[variant].format(sink=sink)}timeout: 10s
-endpoints:
-  - path: /small
-    backends:
-      - hosts: ["http://{HOST}:{backend_port}"]
-        urlPattern: /small.json
-""")
+    write_config(cfg, variant, port, admin, backend_port, sink)
     # An access log goes to a file, as a deployment's would go to a collector's pipe.
     log = open(os.path.join(work, f"{role}.log"), "wb")
-    proc = subprocess.Popen([weir, "run", "--config", cfg], stdout=log, stderr=log)
+    proc = spawn([weir, "run", "--config", cfg], stdout=log, stderr=log)
+    log.close()
     wait_http(f"http://{HOST}:{admin}/__health/ready")
     return proc, port
 
@@ -62,8 +54,8 @@ def main():
         enter_netns()
     work = tempfile.mkdtemp(prefix="weir-paired-")
     backend_port, sink_port = free_port(), free_port()
-    procs = [subprocess.Popen([a.backend_bin, str(backend_port), "0", "100"]),
-             subprocess.Popen([sys.executable, os.path.join(HERE, "otlp_sink.py"), str(sink_port)])]
+    spawn([a.backend_bin, str(backend_port), "0", "100"])
+    spawn([sys.executable, os.path.join(HERE, "otlp_sink.py"), str(sink_port)])
     try:
         wait_http(f"http://{HOST}:{sink_port}/stats")
         sink = f"http://{HOST}:{sink_port}"
@@ -72,7 +64,6 @@ def main():
         inst = {}
         for n in names:
             proc, port = start(os.path.abspath(a.weir), n, config[n], work, backend_port, sink)
-            procs.append(proc)
             inst[n] = (proc, f"http://{HOST}:{port}/small")
         for n in names:  # warm-up: connections, series, buffers
             wrk(inst[n][1], 1, conns=a.conns, threads=1)
@@ -102,13 +93,7 @@ def main():
                 f"{config[n]} {got[n]['rps']:.0f} req/s {got[n]['cpu_us_per_req']:.1f} us/req" for n in names)
                 + f"; ratio {ratio:.3f}", flush=True)
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all()
         shutil.rmtree(work, ignore_errors=True)
     s = sorted(ratios)
     q = lambda f: s[min(len(s) - 1, int(f * len(s)))]
