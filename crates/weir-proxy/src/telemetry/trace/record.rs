@@ -155,6 +155,8 @@ impl Queue {
     /// allocated and freed every time.
     pub fn take(&self, mut spare: Vec<SpanRecord>) -> Vec<SpanRecord> {
         spare.clear();
+        // A burst can grow a vector to the whole queue: not kept beyond a batch.
+        spare.shrink_to(self.batch);
         if spare.capacity() < self.batch {
             spare.reserve(self.batch);
         }
@@ -210,5 +212,8 @@ mod tests {
         q.push(span(8));
         let again = q.take(Vec::new());
         assert_eq!((again.as_ptr(), again.len()), (at, 1));
+        // One grown past a batch by a burst is shrunk back when handed in.
+        q.take(Vec::with_capacity(100));
+        assert!(q.take(Vec::new()).capacity() < 100);
     }
 }
