@@ -16,7 +16,7 @@ pub use auth::{
     ApiKeys, Auth, ClaimPath, JwksSource, JwtAlgorithm, JwtAuth, ScopesMatcher, SignerKey,
     TokenSigner,
 };
-pub use duration::{format_go, parse_duration, DurationError, GoDuration};
+pub use duration::{format_go, parse_duration, push_decimal, write_go, DurationError, GoDuration};
 pub use template::{PathTemplate, Piece, TemplateError, UrlTemplate};
 
 /// Path prefixes owned by the gateway itself; no endpoint may claim them.

@@ -22,7 +22,9 @@ use http::{Method, StatusCode};
 use prometheus::IntCounter;
 use time::macros::format_description;
 
-use weir_model::{format_go, LogFormat};
+use weir_model::{push_decimal, write_go, LogFormat};
+
+use crate::telemetry::write_ip;
 
 /// A worker's buffer is handed over at this size...
 const FLUSH_BYTES: usize = 16 * 1024;
@@ -218,17 +220,33 @@ fn iso_seconds(now: time::OffsetDateTime) -> String {
     .unwrap_or_default()
 }
 
+/// `{stamp} | {status:3} | {latency:>13} | {peer} |   {method:<7}  {path}`, written piece by
+/// piece: through `fmt` (padding, `Display` of each part, a `String` for the latency) the
+/// line cost as much as a tenth of the request it records.
 fn push_line(out: &mut Vec<u8>, stamp: &str, e: &Entry<'_>) {
-    // Writing into a Vec cannot fail.
-    let _ = writeln!(
-        out,
-        "{stamp} | {:3} | {:>13} | {} |   {:<7}  {}",
-        e.status.as_u16(),
-        format_go(e.latency),
-        e.peer,
-        e.method.as_str(),
-        e.path
-    );
+    out.extend_from_slice(stamp.as_bytes());
+    out.extend_from_slice(b" | ");
+    // Status codes have three digits (`StatusCode` holds 100-999).
+    out.extend_from_slice(e.status.as_str().as_bytes());
+    out.extend_from_slice(b" | ");
+    // Right-aligned to 13 characters, as `fmt` pads ("µ" is two bytes, one character):
+    // written first, the spaces put in front of it after.
+    let at = out.len();
+    write_go(e.latency, out);
+    let written = &out[at..];
+    let chars = written.len() - written.iter().filter(|&&b| b == 0xC2).count();
+    if chars < 13 {
+        out.splice(at..at, std::iter::repeat_n(b' ', 13 - chars));
+    }
+    out.extend_from_slice(b" | ");
+    write_ip(out, e.peer);
+    out.extend_from_slice(b" |   ");
+    let method = e.method.as_str().as_bytes();
+    out.extend_from_slice(method);
+    out.resize(out.len() + 7usize.saturating_sub(method.len()), b' ');
+    out.extend_from_slice(b"  ");
+    out.extend_from_slice(e.path.as_bytes());
+    out.push(b'\n');
 }
 
 /// A JSON string (quoted, escaped); bytes that are not UTF-8 are replaced.
@@ -237,7 +255,15 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn push_json(out: &mut Vec<u8>, iso: &str, millis: u16, e: &Entry<'_>) {
-    let _ = write!(out, "{{\"time\":\"{iso}.{millis:03}Z\",\"method\":");
+    out.extend_from_slice(b"{\"time\":\"");
+    out.extend_from_slice(iso.as_bytes());
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (millis / 100 % 10) as u8,
+        b'0' + (millis / 10 % 10) as u8,
+        b'0' + (millis % 10) as u8,
+    ]);
+    out.extend_from_slice(b"Z\",\"method\":");
     push_json_str(out, e.method.as_str());
     out.extend_from_slice(b",\"route\":");
     match e.route {
@@ -246,19 +272,27 @@ fn push_json(out: &mut Vec<u8>, iso: &str, millis: u16, e: &Entry<'_>) {
     }
     out.extend_from_slice(b",\"path\":");
     push_json_str(out, e.path);
-    let _ = write!(
-        out,
-        ",\"status\":{},\"duration_ms\":{:.3},\"bytes\":",
-        e.status.as_u16(),
-        e.latency.as_secs_f64() * 1e3
-    );
+    out.extend_from_slice(b",\"status\":");
+    out.extend_from_slice(e.status.as_str().as_bytes());
+    // Milliseconds with three decimals: the duration rounded to the microsecond.
+    out.extend_from_slice(b",\"duration_ms\":");
+    let micros = (e.latency.as_nanos() + 500) / 1_000;
+    push_decimal(out, u64::try_from(micros / 1_000).unwrap_or(u64::MAX));
+    let frac = (micros % 1_000) as u16;
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ]);
+    out.extend_from_slice(b",\"bytes\":");
     match e.bytes {
-        Some(n) => {
-            let _ = write!(out, "{n}");
-        }
+        Some(n) => push_decimal(out, n),
         None => out.extend_from_slice(b"null"),
     }
-    let _ = write!(out, ",\"peer\":\"{}\",\"request_id\":", e.peer);
+    out.extend_from_slice(b",\"peer\":\"");
+    write_ip(out, e.peer);
+    out.extend_from_slice(b"\",\"request_id\":");
     push_json_str(out, &String::from_utf8_lossy(e.request_id));
     out.extend_from_slice(b",\"trace_id\":");
     match e.trace_id {
@@ -304,6 +338,82 @@ mod tests {
         assert_eq!(
             line,
             "2017/01/19 - 10:31:27 | 200 |    1.134431ms | ::1 |   POST     /users"
+        );
+    }
+
+    #[test]
+    fn text_lines_are_what_the_format_string_wrote() {
+        // The `writeln!` the piecewise writer replaced, as the reference.
+        let reference = |stamp: &str, e: &Entry<'_>| {
+            format!(
+                "{stamp} | {:3} | {:>13} | {} |   {:<7}  {}\n",
+                e.status.as_u16(),
+                weir_model::format_go(e.latency),
+                e.peer,
+                e.method.as_str(),
+                e.path
+            )
+        };
+        let purge = Method::from_bytes(b"PURGE-EVERYTHING").unwrap();
+        let methods = [Method::GET, Method::OPTIONS, purge];
+        let latencies = [0, 500, 150_000, 1_134_431, 2_500_000_000, 3_723_000_000_001];
+        let peers = ["127.0.0.1", "10.0.200.7", "::1", "2001:db8::7"];
+        for (i, method) in methods.iter().enumerate() {
+            for (j, ns) in latencies.iter().enumerate() {
+                for (k, peer) in peers.iter().enumerate() {
+                    let mut e = entry(method, "/a/b?c=d");
+                    e.latency = Duration::from_nanos(*ns);
+                    e.peer = peer.parse().unwrap();
+                    e.status = [
+                        StatusCode::OK,
+                        StatusCode::NOT_FOUND,
+                        StatusCode::BAD_GATEWAY,
+                    ][(i + j + k) % 3];
+                    let mut out = Vec::new();
+                    push_line(&mut out, "2017/01/19 - 10:31:27", &e);
+                    assert_eq!(
+                        String::from_utf8(out).unwrap(),
+                        reference("2017/01/19 - 10:31:27", &e)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn json_durations_are_milliseconds_with_three_decimals() {
+        for (ns, ms) in [
+            (0, "0.000"),
+            (499, "0.000"),
+            (501, "0.001"),
+            (1_134_431, "1.134"),
+            (1_134_600, "1.135"),
+            (12_300_000, "12.300"),
+            (999_999_700, "1000.000"),
+            (3_723_000_000_001, "3723000.000"),
+        ] {
+            let mut e = entry(&Method::GET, "/x");
+            e.latency = Duration::from_nanos(ns);
+            let line = format_line(time::OffsetDateTime::UNIX_EPOCH, &e, LogFormat::Json);
+            assert!(
+                line.contains(&format!("\"duration_ms\":{ms},")),
+                "{ns}: {line}"
+            );
+        }
+    }
+
+    #[test]
+    fn json_times_keep_three_digits_of_milliseconds() {
+        let now = time::macros::datetime!(2017-01-19 10:31:27.007 UTC);
+        let mut e = entry(&Method::GET, "/x");
+        e.peer = "10.1.2.3".parse().unwrap();
+        e.bytes = None;
+        let v: serde_json::Value =
+            serde_json::from_str(&format_line(now, &e, LogFormat::Json)).unwrap();
+        assert_eq!(v["time"], "2017-01-19T10:31:27.007Z");
+        assert_eq!(
+            (v["peer"].as_str(), v["bytes"].is_null()),
+            (Some("10.1.2.3"), true)
         );
     }
 

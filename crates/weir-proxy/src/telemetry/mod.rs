@@ -25,3 +25,42 @@ pub(crate) fn write_hex(bytes: &[u8], out: &mut [u8]) {
         pair[1] = HEX[usize::from(b & 0xf)];
     }
 }
+
+/// Appends `ip` as text: an IPv4 address (the usual peer) without the formatting machinery
+/// (the access log and the span encoder write one per request).
+pub(crate) fn write_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            use std::io::Write as _;
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ips_are_written_as_displayed() {
+        for ip in ["0.0.0.0", "127.0.0.1", "10.200.9.255", "::1", "2001:db8::7"] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            let mut out = b"x".to_vec();
+            super::write_ip(&mut out, ip);
+            assert_eq!(out, format!("x{ip}").as_bytes());
+        }
+    }
+}
