@@ -254,15 +254,21 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
+/// `.` and the three digits of `n` (below 1,000): the milliseconds of a time, the
+/// microseconds of a duration in milliseconds.
+fn push_thousandths(out: &mut Vec<u8>, n: u16) {
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (n / 100 % 10) as u8,
+        b'0' + (n / 10 % 10) as u8,
+        b'0' + (n % 10) as u8,
+    ]);
+}
+
 fn push_json(out: &mut Vec<u8>, iso: &str, millis: u16, e: &Entry<'_>) {
     out.extend_from_slice(b"{\"time\":\"");
     out.extend_from_slice(iso.as_bytes());
-    out.extend_from_slice(&[
-        b'.',
-        b'0' + (millis / 100 % 10) as u8,
-        b'0' + (millis / 10 % 10) as u8,
-        b'0' + (millis % 10) as u8,
-    ]);
+    push_thousandths(out, millis);
     out.extend_from_slice(b"Z\",\"method\":");
     push_json_str(out, e.method.as_str());
     out.extend_from_slice(b",\"route\":");
@@ -278,13 +284,7 @@ fn push_json(out: &mut Vec<u8>, iso: &str, millis: u16, e: &Entry<'_>) {
     out.extend_from_slice(b",\"duration_ms\":");
     let micros = (e.latency.as_nanos() + 500) / 1_000;
     push_decimal(out, u64::try_from(micros / 1_000).unwrap_or(u64::MAX));
-    let frac = (micros % 1_000) as u16;
-    out.extend_from_slice(&[
-        b'.',
-        b'0' + (frac / 100) as u8,
-        b'0' + (frac / 10 % 10) as u8,
-        b'0' + (frac % 10) as u8,
-    ]);
+    push_thousandths(out, (micros % 1_000) as u16);
     out.extend_from_slice(b",\"bytes\":");
     match e.bytes {
         Some(n) => push_decimal(out, n),

@@ -510,11 +510,10 @@ impl ClientSpan {
         // when it has one, is the only one.
         if *state != TraceState::NONE {
             let state = state.header();
-            match HeaderValue::from_str(&state) {
-                Ok(v) if !state.is_empty() => {
+            if !state.is_empty() {
+                if let Ok(v) = HeaderValue::from_str(&state) {
                     headers.insert(TRACESTATE, v);
                 }
-                _ => {}
             }
         }
     }

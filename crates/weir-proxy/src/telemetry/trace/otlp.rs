@@ -197,44 +197,37 @@ impl Cache {
     }
 }
 
-/// Finds `key`'s bytes in `list`, or writes them with `write` and keeps them (up to
-/// `limit` entries; past it they are written into `b` each time).
-fn copy_cached<K: Key>(
+/// Writes into `b` the bytes `write` makes: copied from `list` when one of its entries
+/// matches (`hit`), else written and kept there under `key()` while `list` has fewer than
+/// `limit` entries. Without a list (an endpoint past the cache's bound) they are written
+/// every time.
+fn copy_cached<K>(
     b: &mut Vec<u8>,
-    list: &mut Encoded<K>,
-    key: K,
+    list: Option<&mut Encoded<K>>,
+    hit: impl Fn(&K) -> bool,
+    key: impl FnOnce() -> K,
     limit: usize,
     write: impl FnOnce(&mut Vec<u8>),
 ) {
-    if let Some((_, bytes)) = list.iter().find(|(k, _)| k.same(&key)) {
+    let Some(list) = list else {
+        return write(b);
+    };
+    if let Some((_, bytes)) = list.iter().find(|(k, _)| hit(k)) {
         b.extend_from_slice(bytes);
     } else if list.len() < limit {
         let mut bytes = Vec::new();
         write(&mut bytes);
         b.extend_from_slice(&bytes);
-        list.push((key, bytes.into_boxed_slice()));
+        list.push((key(), bytes.into_boxed_slice()));
     } else {
         write(b);
     }
 }
 
-/// What the small caches are keyed by.
-trait Key: Copy {
-    fn same(&self, other: &Self) -> bool;
-}
-
-impl Key for u16 {
-    fn same(&self, other: &Self) -> bool {
-        self == other
-    }
-}
-
-impl Key for &'static str {
-    /// Methods and outcomes are literals: the same one is at the same address (a
-    /// comparison of the text is the fallback).
-    fn same(&self, other: &Self) -> bool {
-        std::ptr::eq(*self, *other) || self == other
-    }
+/// Whether two method or outcome names are the same: they are literals, so the same one
+/// is at the same address (a comparison of the text is the fallback).
+fn same_literal(a: &'static str, b: &'static str) -> bool {
+    std::ptr::eq(a, b) || a == b
 }
 
 /// The bytes `varint` writes for `v`.
@@ -273,9 +266,14 @@ fn client_fixed(b: &mut Vec<u8>, method: &str, d: &ClientDetail) {
 
 /// `http.response.status_code`: the same few statuses over and over.
 fn status(b: &mut Vec<u8>, cache: &mut Cache, code: u16) {
-    copy_cached(b, &mut cache.statuses, code, 32, |b| {
-        attr_int(b, 9, "http.response.status_code", i64::from(code))
-    });
+    copy_cached(
+        b,
+        Some(&mut cache.statuses),
+        |k| *k == code,
+        || code,
+        32,
+        |b| attr_int(b, 9, "http.response.status_code", i64::from(code)),
+    );
 }
 
 /// `server.address` and `server.port` of a call to `uri`.
@@ -331,12 +329,14 @@ fn span(b: &mut Vec<u8>, s: &SpanRecord, text: &mut Vec<u8>, cache: &mut Cache) 
     match &s.detail {
         Detail::Server(d) => {
             match &d.route {
-                Some(ep) => match cache.fixed(ep) {
-                    Some(fixed) => copy_cached(b, &mut fixed.server, method, 10, |b| {
-                        server_fixed(b, method, ep)
-                    }),
-                    None => server_fixed(b, method, ep),
-                },
+                Some(ep) => copy_cached(
+                    b,
+                    cache.fixed(ep).map(|f| &mut f.server),
+                    |k| same_literal(k, method),
+                    || method,
+                    10,
+                    |b| server_fixed(b, method, ep),
+                ),
                 None => {
                     name(b, method, None);
                     attr_str(b, 9, "http.request.method", method);
@@ -359,47 +359,49 @@ fn span(b: &mut Vec<u8>, s: &SpanRecord, text: &mut Vec<u8>, cache: &mut Cache) 
             attr_str(b, 9, "http.request.method", method);
         }
         Detail::Client(d) => {
-            let mut fixed = cache.fixed(&d.endpoint);
-            let slot = fixed.as_mut().filter(|f| d.index < f.clients.len());
-            match slot {
-                Some(f) => copy_cached(b, &mut f.clients[d.index], method, 10, |b| {
-                    client_fixed(b, method, d)
-                }),
-                None => client_fixed(b, method, d),
-            }
+            // Each backend's lists, by its index (within bounds: the endpoint is the one
+            // the index was taken from).
+            let (clients, targets) = match cache.fixed(&d.endpoint) {
+                Some(f) if d.index < f.clients.len() => {
+                    (Some(&mut f.clients[d.index]), Some(&mut f.targets[d.index]))
+                }
+                _ => (None, None),
+            };
+            copy_cached(
+                b,
+                clients,
+                |k| same_literal(k, method),
+                || method,
+                10,
+                |b| client_fixed(b, method, d),
+            );
             if let Some(uri) = &d.uri {
                 let scheme = uri.scheme_str().unwrap_or("http");
                 let authority = uri.authority().map_or("", |a| a.as_str());
-                let origin_of = |k: &str| {
-                    k.strip_prefix(scheme)
-                        .and_then(|k| k.strip_prefix("://"))
-                        .is_some_and(|k| k == authority)
-                };
-                let targets = fixed
-                    .filter(|f| d.index < f.targets.len())
-                    .map(|f| &mut f.targets[d.index]);
-                match targets {
-                    Some(list) => match list.iter().find(|(k, _)| origin_of(k)) {
-                        Some((_, bytes)) => b.extend_from_slice(bytes),
-                        None => {
-                            let mut bytes = Vec::new();
-                            target_fixed(&mut bytes, uri);
-                            b.extend_from_slice(&bytes);
-                            if list.len() < CACHED_TARGETS {
-                                let origin = format!("{scheme}://{authority}");
-                                list.push((origin.into(), bytes.into_boxed_slice()));
-                            }
-                        }
+                copy_cached(
+                    b,
+                    targets,
+                    |k| {
+                        k.strip_prefix(scheme)
+                            .and_then(|k| k.strip_prefix("://"))
+                            .is_some_and(|k| k == authority)
                     },
-                    None => target_fixed(b, uri),
-                }
+                    || format!("{scheme}://{authority}").into(),
+                    CACHED_TARGETS,
+                    |b| target_fixed(b, uri),
+                );
                 // Without the query: it may carry what a trace store should not keep.
                 let full = [scheme, "://", authority, uri.path()].map(str::as_bytes);
                 attr_str_parts(b, 9, b"url.full", &full);
             }
-            copy_cached(b, &mut cache.outcomes, d.outcome, 16, |b| {
-                attr_str(b, 9, "weir.backend.outcome", d.outcome)
-            });
+            copy_cached(
+                b,
+                Some(&mut cache.outcomes),
+                |k| same_literal(k, d.outcome),
+                || d.outcome,
+                16,
+                |b| attr_str(b, 9, "weir.backend.outcome", d.outcome),
+            );
             if let Some(code) = d.status {
                 status(b, cache, code);
             }
